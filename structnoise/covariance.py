@@ -1,0 +1,649 @@
+"""Shrinkage covariance estimation: Ledoit-Wolf and OAS, batch and streaming.
+
+This module is the functional core of structnoise, written the way
+:mod:`sklearn.covariance` is: plain functions do the maths
+(:func:`ledoit_wolf`, :func:`oas`), and :class:`MomentAccumulator` holds the
+running sums they need so that the same numbers come out of one pass over
+a stream of batches.
+
+Why it is faster than scikit-learn
+----------------------------------
+Ledoit-Wolf needs the second-moment matrix ``S = Y.T @ Y / n`` of the centred
+data ``Y`` and two scalars: ``sum_k ||y_k||**4`` (scikit-learn forms it as the
+sum of ``(Y**2).T @ (Y**2)``, a second d x d GEMM) and ``||S||_F**2``. The
+first scalar only needs the row norms, so the whole estimate costs one
+symmetric rank-k update (BLAS ``syrk``, half a GEMM) plus O(n*d) work. The
+data are processed in row blocks, so no more than ``O(d**2 + batch*d)`` memory
+is used whatever ``n`` is.
+
+Streaming and merging
+---------------------
+The accumulator keeps its sums about a fixed origin (the mean of its first
+batch, which keeps cancellation small) and can move them exactly to any
+other origin (:meth:`MomentAccumulator.shift_to`). Two accumulators
+therefore merge exactly, which is what parallel or distributed fitting needs.
+"""
+
+import os
+
+import numpy as np
+import torch
+from scipy.linalg import blas
+
+__all__ = [
+    "CovarianceMemoryError",
+    "MomentAccumulator",
+    "ledoit_wolf",
+    "oas",
+    "shrunk_from_moments",
+    "check_covariance_memory",
+]
+
+#: rows per block: large enough for BLAS efficiency, small enough that the
+#: centred copy of a block stays far below the d x d matrix for large d.
+_DEFAULT_BLOCK = 4096
+
+
+class CovarianceMemoryError(MemoryError, ValueError):
+    """A d x d covariance matrix would not fit in the available memory.
+
+    It subclasses both :class:`MemoryError` and :class:`ValueError`, so code
+    that validates input with ``except ValueError`` catches it too.
+    """
+
+
+# --------------------------------------------------------------------------
+# memory guard
+# --------------------------------------------------------------------------
+def _available_bytes(device=None):
+    """Memory that can still be allocated on ``device`` (host RAM for CPU)."""
+    override = os.environ.get("STRUCTNOISE_MAX_MEMORY_BYTES")
+    if override:
+        return int(override)
+    if device is not None and torch.device(device).type == "cuda":
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic OS
+        return 1 << 62
+
+
+def check_covariance_memory(n_features, itemsize=8, *, n_matrices=1, device=None):
+    """Raise before allocating d x d matrices that cannot fit in memory.
+
+    Parameters
+    ----------
+    n_features : int
+        Width ``d`` of the data.
+    itemsize : int, default=8
+        Bytes per element of the matrices.
+    n_matrices : int, default=1
+        How many d x d matrices the computation holds at once.
+    device : str or torch.device, default=None
+        Where they are allocated (None: host memory).
+
+    Returns
+    -------
+    nbytes : int
+        The estimated number of bytes.
+
+    Raises
+    ------
+    CovarianceMemoryError
+        If the estimate exceeds the memory available, with a message that
+        suggests ``structure="diagonal"`` or ``structure="isotropic"``.
+
+    Examples
+    --------
+    >>> from structnoise.covariance import check_covariance_memory
+    >>> check_covariance_memory(100)
+    80000
+    """
+    nbytes = int(n_matrices) * int(n_features) ** 2 * int(itemsize)
+    available = _available_bytes(device)
+    if nbytes > available:
+        raise CovarianceMemoryError(
+            f"A full covariance of {n_features} features needs about "
+            f"{nbytes / 2**30:.1f} GiB ({n_matrices} matrices of "
+            f"{n_features}x{n_features}), but only {available / 2**30:.1f} GiB "
+            "is available. Use structure='diagonal' (per-feature variances, "
+            "O(d) memory) or structure='isotropic', or reduce the number of "
+            "features (pool the activation maps or pick a narrower layer)."
+        )
+    return nbytes
+
+
+# --------------------------------------------------------------------------
+# array helpers: numpy on the host (BLAS syrk), torch on accelerators
+# --------------------------------------------------------------------------
+def _is_torch(X):
+    return isinstance(X, torch.Tensor)
+
+
+def _as_host_numpy(X):
+    """A zero-copy numpy view of a CPU tensor (numpy arrays pass through)."""
+    if _is_torch(X):
+        return X.detach().resolve_conj().resolve_neg().numpy()
+    return X
+
+
+def _syrk_update(C, Y):
+    """C += Y.T @ Y, upper triangle only (C is Fortran-ordered, in place)."""
+    syrk = blas.dsyrk if C.dtype == np.float64 else blas.ssyrk
+    # Y is C-ordered (b, d): Y.T is a Fortran-ordered (d, b) view, so BLAS
+    # reads it without a copy and computes (Y.T) @ (Y.T).T = Y.T @ Y.
+    out = syrk(1.0, np.asarray(Y.T, order="F"), beta=1.0, c=C, trans=0,
+               lower=0, overwrite_c=1)
+    if out is not C:  # pragma: no cover - scipy copies non-Fortran c
+        C[...] = out
+
+
+def _symmetrize_upper(C):
+    """Fill the lower triangle of a syrk result from its upper triangle."""
+    il = np.tril_indices(C.shape[0], -1)
+    C[il] = C.T[il]
+    return C
+
+
+class MomentAccumulator:
+    """Running sums for Ledoit-Wolf and OAS: exact, one pass, mergeable.
+
+    The sums are kept about an origin ``c``: with ``y = x - c`` the
+    accumulator holds ``n``, ``sum y``, ``sum y y^T`` (or only its diagonal),
+    ``sum ||y||^4`` and ``sum ||y||^2 y``. That is everything Ledoit-Wolf and
+    OAS need, and enough to move the sums exactly to any other origin.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the rows.
+    full : bool, default=True
+        Keep the full second-moment matrix (d x d). With False only its
+        diagonal is kept (O(d) memory): enough for diagonal and isotropic
+        covariances, not for the Ledoit-Wolf or OAS shrinkage intensity.
+    dtype : numpy dtype, default=np.float64
+        Type of the second-moment matrix (float32 stays float32); the
+        scalars and vectors are always accumulated in float64.
+    device : torch.device or None, default=None
+        None or a CPU device: host memory, BLAS ``syrk``. A CUDA device:
+        torch on that device.
+    block_size : int, default=4096
+        Rows processed at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structnoise.covariance import MomentAccumulator, ledoit_wolf
+    >>> X = np.random.RandomState(0).randn(100, 5)
+    >>> acc = MomentAccumulator(5)
+    >>> for batch in np.array_split(X, 4):
+    ...     _ = acc.update(batch)
+    >>> cov, s = acc.ledoit_wolf()
+    >>> np.allclose(cov, ledoit_wolf(X)[0])
+    True
+    """
+
+    def __init__(self, n_features, *, full=True, dtype=np.float64, device=None,
+                 block_size=_DEFAULT_BLOCK):
+        self.n_features = int(n_features)
+        self.full = bool(full)
+        self.block_size = int(block_size)
+        self.device = None if device is None else torch.device(device)
+        self._cuda = self.device is not None and self.device.type != "cpu"
+        self.dtype = np.dtype(dtype)
+        d = self.n_features
+        self.count = 0
+        self.origin = None  # float64 vector, set by the first update
+        self.sum = None
+        self.norm4 = 0.0  # sum ||y||^4
+        self.norm2_y = None  # sum ||y||^2 y
+        if self.full:
+            check_covariance_memory(d, self.dtype.itemsize, device=self.device)
+        if self._cuda:
+            tdt = torch.float64 if self.dtype == np.float64 else torch.float32
+            shape = (d, d) if self.full else (d,)
+            self.moment = torch.zeros(shape, dtype=tdt, device=self.device)
+            self.sum = torch.zeros(d, dtype=torch.float64, device=self.device)
+            self.norm2_y = torch.zeros(d, dtype=torch.float64, device=self.device)
+        else:
+            if self.full:
+                self.moment = np.zeros((d, d), dtype=self.dtype, order="F")
+            else:
+                self.moment = np.zeros(d, dtype=np.float64)
+            self.sum = np.zeros(d)
+            self.norm2_y = np.zeros(d)
+        self._upper_only = self.full and not self._cuda
+
+    # -- accumulation -----------------------------------------------------
+    def update(self, X, origin=None, _sum_known=False):
+        """Add the rows of ``X`` (n, d) to the sums.
+
+        Parameters
+        ----------
+        X : ndarray or torch.Tensor of shape (n_samples, n_features)
+            Rows to add; a CPU tensor is read without a copy.
+        origin : array-like of shape (n_features,), default=None
+            Origin of the sums, only used by the first update (default: the
+            mean of that first batch).
+
+        Returns
+        -------
+        self : MomentAccumulator
+        """
+        if X.shape[0] == 0:
+            return self
+        if self._cuda:
+            return self._update_torch(X, origin)
+        X = _as_host_numpy(X)
+        if self.origin is None:
+            self.origin = (np.asarray(origin, dtype=np.float64) if origin is not None
+                           else X.mean(axis=0, dtype=np.float64))
+        c = self.origin.astype(X.dtype)
+        centre = bool(np.any(c))
+        # one reused buffer for the centred block: a fresh allocation per
+        # block costs more in page faults than the subtraction itself
+        buf = np.empty((min(self.block_size, X.shape[0]), X.shape[1]), dtype=X.dtype) \
+            if centre else None
+        for start in range(0, X.shape[0], self.block_size):
+            block = X[start:start + self.block_size]
+            if centre:
+                Y = np.subtract(block, c, out=buf[:block.shape[0]])
+            else:
+                Y = np.ascontiguousarray(block)
+            if self.full:
+                _syrk_update(self.moment, Y.astype(self.dtype, copy=False))
+            else:
+                self.moment += np.einsum("ij,ij->j", Y, Y, dtype=np.float64)
+            norm2 = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+            self.norm4 += float(norm2 @ norm2)
+            self.norm2_y += norm2 @ Y
+            if not _sum_known:
+                self.sum += Y.sum(axis=0, dtype=np.float64)
+        self.count += X.shape[0]
+        return self
+
+    def _update_torch(self, X, origin):
+        X = torch.as_tensor(X, device=self.device)
+        if self.origin is None:
+            self.origin = (torch.as_tensor(origin, dtype=torch.float64, device=self.device)
+                           if origin is not None else torch.mean(X, 0, dtype=torch.float64))
+        c = self.origin.to(X.dtype)
+        with torch.no_grad():
+            for start in range(0, X.shape[0], self.block_size):
+                Y = X[start:start + self.block_size] - c
+                Y64 = Y.double()
+                if self.full:
+                    Ym = Y.to(self.moment.dtype)
+                    self.moment.addmm_(Ym.T, Ym)
+                else:
+                    self.moment += (Y64 * Y64).sum(0)
+                norm2 = (Y64 * Y64).sum(1)
+                self.norm4 += float(norm2 @ norm2)
+                self.norm2_y += norm2 @ Y64
+                self.sum += Y64.sum(0)
+        self.count += X.shape[0]
+        return self
+
+    # -- exact change of origin ------------------------------------------
+    def _full_moment64(self):
+        """The symmetric second moment as float64 (a copy)."""
+        if self._cuda:
+            return self.moment.double().clone()
+        M = self.moment.astype(np.float64, copy=True)
+        if self._upper_only:
+            _symmetrize_upper(M)
+        return M
+
+    def shifted_moments(self, new_origin):
+        """The sums about ``new_origin`` (exact algebra, no pass over data).
+
+        Parameters
+        ----------
+        new_origin : array-like of shape (n_features,)
+
+        Returns
+        -------
+        moments : dict
+            ``count``, ``sum``, ``moment`` (float64, full symmetric or
+            diagonal), ``norm4`` (None without the full matrix) and
+            ``trace``.
+        """
+        xp_torch = self._cuda
+        if xp_torch:
+            new_origin = torch.as_tensor(new_origin, dtype=torch.float64, device=self.device)
+        else:
+            new_origin = np.asarray(new_origin, dtype=np.float64)
+        n = self.count
+        # z = x - new_origin = y + t with t = origin - new_origin
+        t = self.origin - new_origin
+        s = self.sum
+        T = float((t * t).sum())
+        ts = float((t * s).sum())
+        if self.full:
+            M = self._full_moment64()
+            trace = float(M.diagonal().sum())
+            Mt = M @ t
+            norm4 = (self.norm4 + 4.0 * float((t * Mt).sum()) + n * T * T
+                     + 4.0 * float((t * self.norm2_y).sum()) + 2.0 * T * trace
+                     + 4.0 * T * ts)
+            outer = (torch.outer if xp_torch else np.outer)(t, s)
+            M += outer
+            M += outer.T
+            M += n * (torch.outer if xp_torch else np.outer)(t, t)
+        else:
+            M = self.moment.clone() if xp_torch else self.moment.copy()
+            M += 2.0 * t * s + n * t * t
+            norm4 = None
+        return {"count": n, "sum": s + n * t, "moment": M, "norm4": norm4,
+                "trace": float(M.diagonal().sum()) if self.full else float(M.sum())}
+
+    def merge(self, other):
+        """Add the sums of another accumulator (exact, any origins).
+
+        Parameters
+        ----------
+        other : MomentAccumulator
+            Same ``n_features`` and ``full``.
+
+        Returns
+        -------
+        self : MomentAccumulator
+        """
+        if other.n_features != self.n_features or other.full != self.full:
+            raise ValueError(
+                "Cannot merge accumulators of different shapes: "
+                f"(n_features={self.n_features}, full={self.full}) and "
+                f"(n_features={other.n_features}, full={other.full})."
+            )
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            self.__dict__.update({k: (v.copy() if hasattr(v, "copy") else v)
+                                  for k, v in other.__dict__.items()})
+            return self
+        # move the other's sums onto our origin, then add
+        o = other.shifted_moments(self.origin)
+        t = other.origin - self.origin
+        # sum ||z||^2 z about our origin, with z = y' + t
+        if self.full:
+            n2 = other.count
+            Mo = other._full_moment64()
+            T = float((t * t).sum())
+            a = float(Mo.diagonal().sum())
+            self.norm2_y = (self.norm2_y + other.norm2_y + a * t + 2.0 * (Mo @ t)
+                            + 2.0 * float((other.sum * t).sum()) * t + T * other.sum
+                            + n2 * T * t)
+            self.norm4 += o["norm4"]
+        if self._upper_only:
+            self.moment += o["moment"].astype(self.dtype)
+        elif self._cuda:
+            self.moment += o["moment"].to(self.moment.dtype)
+        else:
+            self.moment += o["moment"]
+        self.sum = self.sum + o["sum"]
+        self.count += other.count
+        return self
+
+    # -- estimates --------------------------------------------------------
+    def centred_moments(self, assume_centered=False):
+        """Sums about the mean (or about zero when ``assume_centered``)."""
+        if self.count == 0:
+            raise ValueError("The accumulator has seen no samples.")
+        if assume_centered:
+            target = np.zeros(self.n_features) if not self._cuda else \
+                torch.zeros(self.n_features, dtype=torch.float64, device=self.device)
+        else:
+            target = self.origin + self.sum / self.count
+        return self.shifted_moments(target), target
+
+    def ledoit_wolf(self, assume_centered=False):
+        """Ledoit-Wolf estimate from the sums: ``(covariance, shrinkage)``."""
+        m, _ = self.centred_moments(assume_centered)
+        return shrunk_from_moments(m, "ledoit_wolf")
+
+    def oas(self, assume_centered=False):
+        """OAS estimate from the sums: ``(covariance, shrinkage)``."""
+        m, _ = self.centred_moments(assume_centered)
+        return shrunk_from_moments(m, "oas")
+
+
+def _shrinkage_intensity(method, n, d, trace, frob2, norm4):
+    """Ledoit-Wolf / OAS intensity, as scikit-learn computes it.
+
+    ``trace`` and ``frob2`` are those of the empirical covariance ``S``;
+    ``norm4`` is ``sum_k ||y_k||**4`` of the centred rows.
+    """
+    mu = trace / d
+    if method == "ledoit_wolf":
+        beta = (norm4 / n - frob2) / (d * n)
+        delta = (frob2 - 2.0 * mu * trace + d * mu * mu) / d
+        beta = min(beta, delta)
+        return 0.0 if beta == 0 else beta / delta
+    if method == "oas":
+        alpha = frob2 / d**2
+        num = alpha + mu * mu
+        den = (n + 1.0) * (alpha - mu * mu / d)
+        return 1.0 if den == 0 else min(num / den, 1.0)
+    raise ValueError(f"Unknown shrinkage method {method!r}; expected 'ledoit_wolf' or 'oas'.")
+
+
+def shrunk_from_moments(moments, shrinkage):
+    """Shrunk covariance from centred sums.
+
+    Parameters
+    ----------
+    moments : dict
+        As returned by :meth:`MomentAccumulator.centred_moments`: ``count``,
+        ``moment`` (the centred second moment, full or diagonal), ``trace``
+        and ``norm4``.
+    shrinkage : {"ledoit_wolf", "oas"}, float in [0, 1] or None
+        The intensity, or how to estimate it. None: the empirical estimate.
+
+    Returns
+    -------
+    covariance : ndarray or torch.Tensor
+        ``(1 - s) * S + s * mu * I`` with ``mu = trace(S) / d``: (d, d) for
+        full moments, the (d,) diagonal otherwise.
+    shrinkage : float
+        The intensity ``s`` used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structnoise.covariance import MomentAccumulator, shrunk_from_moments
+    >>> acc = MomentAccumulator(3).update(np.random.RandomState(0).randn(50, 3))
+    >>> m, _ = acc.centred_moments()
+    >>> cov, s = shrunk_from_moments(m, 0.5)
+    >>> s
+    0.5
+    """
+    n = moments["count"]
+    S = moments["moment"] / n
+    full = S.ndim == 2
+    d = S.shape[0]
+    trace = moments["trace"] / n
+    if isinstance(shrinkage, str):
+        if d == 1:
+            s = 0.0  # one feature: scikit-learn returns the variance, unshrunk
+        else:
+            if not full or moments["norm4"] is None:
+                raise ValueError(
+                    f"shrinkage={shrinkage!r} needs the full second-moment matrix; "
+                    "use a float or None for diagonal moments."
+                )
+            frob2 = float((S * S).sum())
+            s = _shrinkage_intensity(shrinkage, n, d, trace, frob2, moments["norm4"])
+    else:
+        s = 0.0 if shrinkage is None else float(shrinkage)
+    mu = trace / d
+    cov = S * (1.0 - s) if s else S
+    if s:
+        if full:
+            cov.diagonal().__iadd__(s * mu) if _is_torch(cov) else \
+                np.fill_diagonal(cov, cov.diagonal() + s * mu)
+        else:
+            cov = cov + s * mu
+    return cov, float(s)
+
+
+def _needs_centring(X, mean, block_size):
+    """Whether raw (uncentred) sums would lose accuracy for this data.
+
+    Accumulating about zero and subtracting ``n * mean mean^T`` afterwards
+    skips a pass that copies every block, but loses about
+    ``eps * (mean_i / std_i) ** 2`` of relative accuracy per entry (and the
+    square of the pooled ratio in ``sum ||y||**4``). For float64 data whose
+    mean is within 100 standard deviations per feature (10 pooled) this is
+    below 1e-12, far inside the 1e-6 agreement with scikit-learn; otherwise,
+    and always for float32, the blocks are centred before the update. The
+    standard deviations are estimated on the first block.
+    """
+    if X.dtype != np.float64 or not np.any(mean):
+        return bool(np.any(mean))
+    head = X[:min(block_size, 1024)]
+    var = head.var(axis=0, dtype=np.float64)
+    m2 = mean * mean
+    if np.any((var == 0) & (m2 > 0)):
+        return True
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(var > 0, m2 / var, 0.0)
+    return bool(ratio.max() > 1e4 or m2.sum() > 1e2 * var.sum())
+
+
+def _estimate_host(X, assume_centered, method, block_size):
+    """Batch estimate on host memory: one pass of blocked ``syrk``."""
+    n, d = X.shape
+    acc = MomentAccumulator(d, dtype=X.dtype, block_size=block_size)
+    mean = np.zeros(d) if assume_centered else X.mean(axis=0, dtype=np.float64)
+    centre = _needs_centring(X, mean, block_size)
+    # the sum of the rows about the origin is known from the mean: skip it
+    acc.update(X, origin=mean if centre else np.zeros(d), _sum_known=True)
+    U = acc.moment  # upper triangle of the second moment, Fortran order
+    norm4 = acc.norm4
+    symv = blas.dsymv if U.dtype == np.float64 else blas.ssymv
+    syr = blas.dsyr if U.dtype == np.float64 else blas.ssyr
+    if not centre and np.any(mean):
+        # move the raw sums to the mean (t = -mean, sum = n * mean): see
+        # MomentAccumulator.shifted_moments for the general formula
+        T = float(mean @ mean)
+        a = float(np.sum(U.diagonal(), dtype=np.float64))
+        mMm = float(mean @ symv(1.0, U, mean.astype(U.dtype), lower=0))
+        norm4 = norm4 + 4.0 * mMm - 4.0 * float(mean @ acc.norm2_y) \
+            + 2.0 * T * a - 3.0 * n * T * T
+        syr(-float(n), mean.astype(U.dtype), a=U, lower=0, overwrite_a=1)
+    diag = U.diagonal().astype(np.float64)
+    trace = float(diag.sum()) / n
+    if isinstance(method, str) and d > 1:
+        flat = U.ravel(order="K")
+        upper2 = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+        frob2 = (2.0 * upper2 - float(diag @ diag)) / (n * n)
+        s = _shrinkage_intensity(method, n, d, trace, frob2, norm4)
+    else:
+        s = 0.0 if method is None or isinstance(method, str) else float(method)
+    # U + U.T is the symmetric matrix with a doubled diagonal: fix it after
+    cov = np.add(U, U.T, out=np.empty((d, d), dtype=U.dtype))
+    cov *= (1.0 - s) / n
+    np.fill_diagonal(cov, diag * (1.0 - s) / n + s * trace / d)
+    return cov, float(s)
+
+
+def _estimate(X, assume_centered, method, block_size=_DEFAULT_BLOCK):
+    """Shared body of :func:`ledoit_wolf` and :func:`oas`."""
+    is_torch = _is_torch(X)
+    if not is_torch:
+        X = np.asarray(X)
+    if X.ndim == 1:
+        X = X.reshape(1, -1)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}.")
+    if X.shape[0] < 1:
+        raise ValueError("X has no samples; at least one is required.")
+    if is_torch:
+        if X.dtype not in (torch.float32, torch.float64):
+            X = X.double()
+        if X.device.type == "cpu":
+            cov, s = _estimate_host(_as_host_numpy(X), assume_centered, method, block_size)
+            return torch.from_numpy(cov), s
+        acc = MomentAccumulator(X.shape[1], dtype=np.float32 if X.dtype == torch.float32
+                                else np.float64, device=X.device, block_size=block_size)
+        origin = (torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+                  if assume_centered else torch.mean(X, 0, dtype=torch.float64))
+        acc.update(X, origin=origin)
+        moments = {"count": acc.count, "moment": acc.moment.double(),
+                   "trace": float(acc.moment.diagonal().sum()), "norm4": acc.norm4}
+        cov, s = shrunk_from_moments(moments, method)
+        return cov.to(X.dtype), s
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return _estimate_host(X, assume_centered, method, block_size)
+
+
+def ledoit_wolf(X, *, assume_centered=False):
+    """Ledoit-Wolf shrunk covariance, equal to :func:`sklearn.covariance.ledoit_wolf`.
+
+    One ``syrk`` over row blocks plus O(n*d) sums: several times faster than
+    scikit-learn, with ``O(d**2 + block*d)`` memory.
+
+    Parameters
+    ----------
+    X : ndarray or torch.Tensor of shape (n_samples, n_features)
+        Data. Tensors may live on any device; the result is on the same
+        device with the same dtype. float32 input is accumulated in float32
+        (the d x d matrix) and float64 (every scalar).
+    assume_centered : bool, default=False
+        If True, the data are not centred (the mean is taken as zero).
+
+    Returns
+    -------
+    covariance : ndarray or torch.Tensor of shape (n_features, n_features)
+        ``(1 - shrinkage) * S + shrinkage * trace(S) / d * I``.
+    shrinkage : float
+        The Ledoit-Wolf intensity in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structnoise.covariance import ledoit_wolf
+    >>> X = np.random.RandomState(0).multivariate_normal([0, 0], [[.4, .2], [.2, .8]], 50)
+    >>> cov, shrinkage = ledoit_wolf(X)
+    >>> round(shrinkage, 2)
+    0.23
+    """
+    return _estimate(X, assume_centered, "ledoit_wolf")
+
+
+def oas(X, *, assume_centered=False):
+    """Oracle Approximating Shrinkage, equal to :func:`sklearn.covariance.oas`.
+
+    Parameters
+    ----------
+    X : ndarray or torch.Tensor of shape (n_samples, n_features)
+        Data (see :func:`ledoit_wolf`).
+    assume_centered : bool, default=False
+        If True, the data are not centred.
+
+    Returns
+    -------
+    covariance : ndarray or torch.Tensor of shape (n_features, n_features)
+        The shrunk covariance.
+    shrinkage : float
+        The OAS intensity in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structnoise.covariance import oas
+    >>> X = np.random.RandomState(0).multivariate_normal([0, 0], [[.4, .2], [.2, .8]], 50)
+    >>> cov, shrinkage = oas(X)
+    >>> cov.shape
+    (2, 2)
+    """
+    return _estimate(X, assume_centered, "oas")

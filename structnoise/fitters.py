@@ -1,0 +1,549 @@
+"""StructuredNoiseFitter: learn the noise covariance from paired activations."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy import linalg
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from .covariance import MomentAccumulator, check_covariance_memory, shrunk_from_moments
+
+__all__ = ["StructuredNoiseFitter"]
+
+_STRUCTURES = ("full", "diagonal", "isotropic", "lowrank")
+
+
+def _sampling_factor(covariance, structure):
+    """Factor(s) used to draw noise, computed once at fit.
+
+    Returns ``(factor, None)`` such that ``eps = z @ factor.T`` (full) or
+    ``eps = z * factor`` (diagonal: a vector, isotropic: a scalar) has the
+    requested covariance. (Low rank is factored in ``_finalize``.)
+    """
+    if structure == "isotropic":
+        return np.sqrt(max(float(covariance), 0.0)), None
+    if structure == "diagonal":
+        return np.sqrt(np.clip(covariance, 0.0, None)), None
+    # full: Cholesky with a growing jitter; a singular matrix (rank-deficient
+    # deltas, unshrunk) falls back to the symmetric square root with the
+    # negative rounding-error eigenvalues clamped at zero
+    scale = float(np.mean(np.diag(covariance))) or 1.0
+    for jitter in (0.0, 1e-12, 1e-10, 1e-8):
+        try:
+            return linalg.cholesky(covariance + jitter * scale * np.eye(len(covariance)),
+                                   lower=True), None
+        except linalg.LinAlgError:
+            continue
+    w, V = linalg.eigh(covariance)
+    return V * np.sqrt(np.clip(w, 0.0, None)), None
+
+
+def _ndim(X):
+    """Number of dimensions of array-like X (lists, frames, arrays)."""
+    shape = getattr(X, "shape", None)
+    return len(shape) if shape is not None else np.asarray(X).ndim
+
+
+class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
+    """Learn Gaussian noise whose covariance is that of activation deltas.
+
+    The paper's noise: the covariance of a layer's activations under a
+    modified input (an attack or a corruption) minus its activations on the
+    clean input, estimated with shrinkage (Ledoit-Wolf or OAS), then given a
+    structure for sampling.
+
+    Parameters
+    ----------
+    shrinkage : {"ledoit_wolf", "oas"}, float in [0, 1] or None, default="ledoit_wolf"
+        How the empirical covariance ``S`` of the deltas is shrunk towards
+        ``trace(S) / d * I``: an estimated intensity, a fixed one, or None
+        (the empirical covariance).
+    structure : {"full", "diagonal", "isotropic", "lowrank"}, default="full"
+        Covariance of the noise drawn: the full shrunk matrix; its diagonal;
+        ``trace / d`` times the identity (the trace-matched, "fair" baseline);
+        or the top-``rank`` eigenvectors plus the diagonal remainder (the
+        total variance is kept).
+    rank : int, default=None
+        Number of eigenvectors for ``structure="lowrank"`` (default:
+        ``min(10, n_features)``); ignored otherwise.
+    scale : float, default=1.0
+        Noise standard-deviation multiplier: ``transform`` adds
+        ``scale * eps`` with ``eps ~ N(0, covariance_)``.
+    assume_centered : bool, default=False
+        If True the mean delta is taken as zero; otherwise it is estimated
+        (``location_``) and removed. The noise is always zero-mean.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise of ``transform``/``sample`` and of :meth:`to_torch`.
+    batch_size : int, default=4096
+        Rows accumulated at once (memory is ``O(d**2 + batch_size * d)``).
+
+    Attributes
+    ----------
+    covariance_ : ndarray of shape (n_features, n_features)
+        Covariance of the noise drawn (shrunk, then structured).
+    shrinkage_ : float
+        Shrinkage intensity used.
+    location_ : ndarray of shape (n_features,)
+        Mean delta (zeros when ``assume_centered``).
+    factor_ : ndarray
+        Sampling factor computed at fit: lower Cholesky factor (full),
+        per-feature standard deviations (diagonal), a scalar standard
+        deviation (isotropic) or the scaled top eigenvectors (lowrank).
+    diag_std_ : ndarray of shape (n_features,) or None
+        Standard deviations of the diagonal remainder (lowrank only).
+    n_features_in_ : int
+        Width ``d`` of the (flattened) activations.
+    n_samples_seen_ : int
+        Number of pairs (or delta rows) fitted.
+
+    See Also
+    --------
+    structnoise.covariance.ledoit_wolf : the estimate behind ``shrinkage``.
+
+    Notes
+    -----
+    ``X`` may be paired activations of shape (n, 2, d) (``X[:, 0]`` clean,
+    ``X[:, 1]`` modified) or (n, 2, C, H, W) (flattened to (n, 2, C*H*W)),
+    numpy or torch. A 2-D ``X`` is taken as precomputed deltas
+    ``modified - clean``. Structures other than "full" and "lowrank" with a
+    float or None shrinkage only keep O(d) running sums while fitting.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structnoise import StructuredNoiseFitter
+    >>> rng = np.random.RandomState(0)
+    >>> clean = rng.randn(200, 4)
+    >>> pairs = np.stack([clean, clean + rng.randn(200, 4) * [1, 2, 0.1, 0.1]], axis=1)
+    >>> noise = StructuredNoiseFitter(random_state=0).fit(pairs)
+    >>> noise.covariance_.shape
+    (4, 4)
+    >>> noise.transform(clean).shape
+    (200, 4)
+    """
+
+    _parameter_constraints: dict = {
+        "shrinkage": [StrOptions({"ledoit_wolf", "oas"}),
+                      Interval(Real, 0, 1, closed="both"), None],
+        "structure": [StrOptions(set(_STRUCTURES))],
+        "rank": [Interval(Integral, 1, None, closed="left"), None],
+        "scale": [Interval(Real, 0, None, closed="left")],
+        "assume_centered": ["boolean"],
+        "random_state": ["random_state"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, shrinkage="ledoit_wolf", structure="full", rank=None, scale=1.0,
+                 assume_centered=False, random_state=None, batch_size=4096):
+        self.shrinkage = shrinkage
+        self.structure = structure
+        self.rank = rank
+        self.scale = scale
+        self.assume_centered = assume_centered
+        self.random_state = random_state
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------
+    # input handling
+    # ------------------------------------------------------------------
+    def _deltas(self, X, reset):
+        """Validate X and return ``(deltas, n_features)``; no state change.
+
+        Pairs become ``modified - clean``; 2-D input is deltas already.
+        Torch tensors stay on their device.
+        """
+        if isinstance(X, torch.Tensor):
+            if X.ndim < 2:
+                raise ValueError(
+                    f"X must be paired activations (n_samples, 2, n_features) or "
+                    f"deltas (n_samples, n_features); got shape {tuple(X.shape)}.")
+            if not torch.is_floating_point(X):
+                X = X.double()
+            if not bool(torch.isfinite(X).all()):
+                raise ValueError("Input X contains NaN or infinity; activations must be finite.")
+            Xt = X.detach()
+        elif _ndim(X) == 2:
+            Xt = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
+                               ensure_min_samples=2 if reset else 1)
+            d = Xt.shape[1]
+            return Xt, d
+        else:
+            Xt = check_array(X, allow_nd=True, ensure_2d=False,
+                             dtype=[np.float64, np.float32],
+                             ensure_min_samples=2 if reset else 1)
+        if Xt.ndim == 2:
+            d = Xt.shape[1]
+            delta = Xt
+        else:
+            if Xt.ndim < 3 or Xt.shape[1] != 2:
+                raise ValueError(
+                    "X must be paired activations of shape (n_samples, 2, n_features) "
+                    "or (n_samples, 2, C, H, W) with axis 1 = (clean, modified), or "
+                    f"2-D deltas; got shape {tuple(Xt.shape)} (axis 1 has size "
+                    f"{Xt.shape[1] if Xt.ndim > 1 else 'n/a'}, expected 2).")
+            flat = Xt.reshape(Xt.shape[0], 2, -1)
+            d = flat.shape[2]
+            delta = flat[:, 1] - flat[:, 0]
+        if reset and delta.shape[0] < 2:
+            raise ValueError(
+                f"Found {delta.shape[0]} sample(s); at least 2 pairs are needed to "
+                "estimate a covariance.")
+        if not reset:
+            self._check_width(d)
+        return delta, d
+
+    def _check_width(self, d):
+        if d != self.n_features_in_:
+            raise ValueError(
+                f"X has {d} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input (activations flattened "
+                "to (n_samples, n_features) or pairs (n_samples, 2, n_features)).")
+
+    def _full_moments(self):
+        """Whether fitting needs the d x d second moment."""
+        return self.structure in ("full", "lowrank") or (
+            self.structure == "diagonal" and isinstance(self.shrinkage, str))
+
+    def _check_rank(self, d):
+        if self.structure == "lowrank" and self.rank is not None and self.rank > d:
+            raise ValueError(
+                f"rank={self.rank} is out of range: it must be in [1, n_features={d}] "
+                "for structure='lowrank'.")
+
+    def _new_accumulator(self, d, dtype, device):
+        full = self._full_moments()
+        if full:
+            # the accumulator, the covariance and its factor are d x d each
+            check_covariance_memory(d, np.dtype(dtype).itemsize, n_matrices=3,
+                                    device=device)
+        else:
+            # only the dense covariance_ attribute is d x d
+            check_covariance_memory(d, 8, n_matrices=1)
+        return MomentAccumulator(d, full=full, dtype=dtype, device=device,
+                                 block_size=self.batch_size)
+
+    # ------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the noise covariance from paired activations.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, 2, n_features), \
+                (n_samples, 2, C, H, W) or (n_samples, n_features)
+            Paired activations (clean, modified), or deltas when 2-D.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : StructuredNoiseFitter
+            The fitted estimator.
+        """
+        delta, d = self._deltas(X, reset=True)
+        self._check_rank(d)
+        acc = self._accumulate(None, delta, d)
+        self._finalize(acc, d)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """Add a batch of pairs; after all batches this equals ``fit`` on all.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            A batch, in any form ``fit`` accepts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : StructuredNoiseFitter
+            The updated estimator.
+        """
+        first = not hasattr(self, "_accumulator")
+        if first:
+            self._validate_params()
+            delta, d = self._deltas(X, reset=True)
+            self._check_rank(d)
+        else:
+            delta, d = self._deltas(X, reset=False)
+        acc = self._accumulate(None if first else self._accumulator, delta, d)
+        self._finalize(acc, d)
+        return self
+
+    def _accumulate(self, acc, delta, d):
+        """Add deltas to ``acc`` (a new one when None); returns it."""
+        is_t = isinstance(delta, torch.Tensor)
+        device = delta.device if is_t and delta.device.type != "cpu" else None
+        if acc is None:
+            dtype = np.float32 if delta.dtype in (np.float32, torch.float32) else np.float64
+            acc = self._new_accumulator(d, dtype, device)
+        else:
+            # a batch on another device than the running sums: bring it over
+            if acc.device is not None and not is_t:
+                delta = torch.as_tensor(delta, device=acc.device)
+            elif acc.device is None and is_t and delta.device.type != "cpu":
+                delta = delta.cpu()
+        if acc.device is None and is_t:
+            delta = delta.cpu()
+        acc.update(delta)
+        return acc
+
+    def _finalize(self, acc, d):
+        """Turn the sums into the fitted attributes and the sampling factor."""
+        moments, mean = acc.centred_moments(self.assume_centered)
+        if isinstance(moments["moment"], torch.Tensor):
+            moments = {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
+                       for k, v in moments.items()}
+            mean = mean.cpu().numpy()
+        if self.structure == "isotropic" and isinstance(self.shrinkage, str):
+            # shrinking towards trace/d * I keeps the trace, so the isotropic
+            # noise does not depend on the intensity: report it only when the
+            # full moments were kept
+            cov, shrink = shrunk_from_moments(moments, None) if moments["norm4"] is None \
+                else shrunk_from_moments(moments, self.shrinkage)
+        else:
+            cov, shrink = shrunk_from_moments(moments, self.shrinkage)
+        cov = np.asarray(cov, dtype=np.float64)
+        structure = self.structure
+        if structure == "isotropic":
+            var = float(np.trace(cov) if cov.ndim == 2 else cov.sum()) / d
+            covariance = np.eye(d) * var
+            factor, diag_std = _sampling_factor(var, structure)
+        elif structure == "diagonal":
+            variances = np.diag(cov).copy() if cov.ndim == 2 else cov
+            covariance = np.diag(variances)
+            factor, diag_std = _sampling_factor(variances, structure)
+        elif structure == "lowrank":
+            rank = self.rank if self.rank is not None else min(10, d)
+            w, V = linalg.eigh(cov, subset_by_index=[d - rank, d - 1])
+            w = np.clip(w, 0.0, None)
+            factor = V * np.sqrt(w)
+            low = factor @ factor.T
+            remainder = np.clip(np.diag(cov) - np.diag(low), 0.0, None)
+            diag_std = np.sqrt(remainder)
+            covariance = low
+            covariance[np.diag_indices(d)] += remainder
+        else:
+            covariance = cov
+            factor, diag_std = _sampling_factor(cov, "full")
+        self._accumulator = acc
+        self.covariance_ = covariance
+        self.shrinkage_ = shrink
+        self.location_ = np.asarray(mean, dtype=np.float64)
+        self.factor_ = np.asarray(factor, dtype=np.float64)
+        self.diag_std_ = diag_std
+        self.n_features_in_ = d
+        self.n_samples_seen_ = acc.count
+        self._rng = check_random_state(self.random_state)
+
+    # ------------------------------------------------------------------
+    # sampling
+    # ------------------------------------------------------------------
+    def _noise(self, n_samples, rng):
+        """``n_samples`` draws of eps ~ N(0, covariance_) (numpy, float64)."""
+        d = self.n_features_in_
+        f = self.factor_
+        if f.ndim == 2:
+            eps = rng.standard_normal((n_samples, f.shape[1])) @ f.T
+        else:
+            eps = rng.standard_normal((n_samples, d)) * f
+        if self.diag_std_ is not None:
+            eps += rng.standard_normal((n_samples, d)) * self.diag_std_
+        return eps
+
+    def sample(self, n_samples=1):
+        """Draw noise vectors ``scale * eps``, ``eps ~ N(0, covariance_)``.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of draws.
+
+        Returns
+        -------
+        noise : ndarray of shape (n_samples, n_features)
+            The draws.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        return self.scale * self._noise(int(n_samples), self._rng)
+
+    def transform(self, X):
+        """Add structured noise to clean activations.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features) \
+                or pairs (n_samples, 2, ...)
+            Clean activations; for pairs the clean half ``X[:, 0]`` is used.
+
+        Returns
+        -------
+        X_noisy : ndarray or torch.Tensor of shape (n_samples, n_features)
+            ``X + scale * eps`` with fresh noise per call (a tensor on the
+            input's device for tensor input).
+        """
+        check_is_fitted(self)
+        if isinstance(X, torch.Tensor):
+            clean = X.reshape(X.shape[0], 2, -1)[:, 0] if X.ndim >= 3 else X
+            if clean.ndim != 2:
+                raise ValueError(f"X must be (n_samples, n_features); got {tuple(X.shape)}.")
+            self._check_width(clean.shape[1])
+            noise = torch.as_tensor(self._noise(clean.shape[0], self._rng),
+                                    dtype=clean.dtype, device=clean.device)
+            return clean + self.scale * noise
+        if _ndim(X) == 2:
+            clean = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        else:
+            Xc = check_array(X, allow_nd=True, dtype=[np.float64, np.float32])
+            if Xc.ndim < 3 or Xc.shape[1] != 2:
+                raise ValueError(
+                    "X must be clean activations (n_samples, n_features) or pairs "
+                    f"(n_samples, 2, ...); got shape {Xc.shape}.")
+            clean = Xc.reshape(Xc.shape[0], 2, -1)[:, 0]
+            self._check_width(clean.shape[1])
+        noise = self._noise(clean.shape[0], self._rng)
+        return (clean + self.scale * noise).astype(clean.dtype, copy=False)
+
+    def to_torch(self, device=None, dtype=torch.float32):
+        """A :class:`torch.nn.Module` that adds this noise to its input.
+
+        Parameters
+        ----------
+        device : str or torch.device, default=None
+            Where to place the factor buffers first (they follow the input
+            to whatever device it is on).
+        dtype : torch.dtype, default=torch.float32
+            dtype of the buffers (cast to the input's dtype when they differ).
+
+        Returns
+        -------
+        module : NoiseModule
+            ``module(x)`` returns ``x + module.scale * eps`` with ``x`` of
+            shape (n, d) or (n, ...) flattening to d.
+        """
+        check_is_fitted(self)
+        seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
+        return NoiseModule(self.factor_, self.diag_std_, n_features=self.n_features_in_,
+                           scale=self.scale, seed=seed, device=device, dtype=dtype)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # every transform call draws fresh noise
+        tags.non_deterministic = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class NoiseModule(torch.nn.Module):
+    """Adds zero-mean Gaussian noise ``scale * eps`` to activations.
+
+    Built by :meth:`StructuredNoiseFitter.to_torch`. The noise is drawn on
+    the input's device with a seeded :class:`torch.Generator` per device, so
+    noisy forward passes are reproducible for a given seed.
+
+    Parameters
+    ----------
+    factor : ndarray
+        (d, k) matrix, (d,) standard deviations or a scalar standard deviation.
+    diag_std : ndarray of shape (d,) or None
+        Extra independent per-feature noise (low-rank remainder).
+    n_features : int
+        Width ``d`` of the activations.
+    scale : float, default=1.0
+        Multiplier of the noise; may be changed at any time.
+    seed : int, default=0
+        Seed of the per-device generators.
+    device : str or torch.device, default=None
+        Initial device of the buffers.
+    dtype : torch.dtype, default=torch.float32
+        dtype of the buffers.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from structnoise import StructuredNoiseFitter
+    >>> fitter = StructuredNoiseFitter(random_state=0).fit(np.random.RandomState(0).randn(50, 3))
+    >>> module = fitter.to_torch()
+    >>> module(torch.zeros(4, 3)).shape
+    torch.Size([4, 3])
+    """
+
+    def __init__(self, factor, diag_std=None, *, n_features, scale=1.0, seed=0,
+                 device=None, dtype=torch.float32):
+        super().__init__()
+        self.n_features = int(n_features)
+        self.register_buffer("factor", torch.as_tensor(np.asarray(factor), dtype=dtype,
+                                                       device=device))
+        self.register_buffer(
+            "diag_std", None if diag_std is None else
+            torch.as_tensor(np.asarray(diag_std), dtype=dtype, device=device))
+        self.scale = float(scale)
+        self.seed = int(seed)
+        self._generators = {}
+        self._cache = {}
+
+    def reset_generators(self):
+        """Restart every device's noise stream from the seed."""
+        self._generators.clear()
+
+    def _generator(self, device):
+        key = str(device)
+        if key not in self._generators:
+            g = torch.Generator(device=device)
+            g.manual_seed(self.seed)
+            self._generators[key] = g
+        return self._generators[key]
+
+    def _buffers_on(self, device, dtype):
+        """Factor and diagonal on the input's device/dtype, cached."""
+        if self.factor.device == device and self.factor.dtype == dtype:
+            return self.factor, self.diag_std
+        key = (str(device), dtype, self.factor.data_ptr())
+        if key not in self._cache:
+            self._cache.clear()
+            self._cache[key] = (
+                self.factor.to(device=device, dtype=dtype),
+                None if self.diag_std is None else self.diag_std.to(device=device, dtype=dtype))
+        return self._cache[key]
+
+    def sample(self, n, *, device=None, dtype=None):
+        """Draw ``n`` noise vectors ``eps`` (without the scale)."""
+        device = torch.device(device) if device is not None else self.factor.device
+        dtype = dtype or self.factor.dtype
+        factor, diag = self._buffers_on(device, dtype)
+        g = self._generator(device)
+        d = self.n_features
+        if factor.ndim == 2:
+            z = torch.randn(n, factor.shape[1], generator=g, device=device, dtype=dtype)
+            eps = z @ factor.T
+        else:
+            eps = torch.randn(n, d, generator=g, device=device, dtype=dtype) * factor
+        if diag is not None:
+            eps = eps + torch.randn(n, d, generator=g, device=device, dtype=dtype) * diag
+        return eps
+
+    def forward(self, x):
+        """Return ``x + scale * eps`` (same shape, device and dtype as ``x``)."""
+        if self.scale == 0:
+            return x
+        flat = x.reshape(x.shape[0], -1)
+        d = self.n_features
+        if flat.shape[1] != d:
+            raise ValueError(
+                f"Noise of width {d} cannot be added to activations of shape "
+                f"{tuple(x.shape)} ({flat.shape[1]} features per sample).")
+        eps = self.sample(flat.shape[0], device=x.device, dtype=x.dtype)
+        return x + self.scale * eps.reshape(x.shape)
+
+    def extra_repr(self):
+        return f"n_features={self.n_features}, scale={self.scale}, seed={self.seed}"

@@ -1,0 +1,243 @@
+"""StructuredNoiseFitter: estimator conventions, structures, streaming, bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.covariance import ledoit_wolf, oas
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from structnoise import StructuredNoiseFitter
+from structnoise.covariance import CovarianceMemoryError
+
+
+def make_pairs(rng, n=400, d=6, scales=(1, 2, 3, .1, .1, .1)):
+    clean = rng.randn(n, d)
+    mix = np.eye(d) + 0.3 * rng.randn(d, d)
+    delta = (rng.randn(n, d) * np.asarray(scales)) @ mix + 0.5
+    return np.stack([clean, clean + delta], axis=1), delta
+
+
+@parametrize_with_checks([
+    StructuredNoiseFitter(random_state=0),
+    StructuredNoiseFitter(structure="lowrank", rank=1, random_state=0),
+    StructuredNoiseFitter(structure="isotropic", shrinkage=None, random_state=0),
+])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("shrinkage,ref", [("ledoit_wolf", ledoit_wolf), ("oas", oas)])
+def test_full_equals_shrunk_covariance_of_deltas(rng, shrinkage, ref):
+    pairs, delta = make_pairs(rng)
+    f = StructuredNoiseFitter(shrinkage=shrinkage).fit(pairs)
+    cov, s = ref(delta)
+    np.testing.assert_allclose(f.covariance_, cov, rtol=1e-9)
+    assert f.shrinkage_ == pytest.approx(s)
+    np.testing.assert_allclose(f.location_, delta.mean(0))
+    assert f.n_features_in_ == 6 and f.n_samples_seen_ == 400
+    # 2-D input is taken as precomputed deltas
+    g = StructuredNoiseFitter(shrinkage=shrinkage).fit(delta)
+    np.testing.assert_allclose(g.covariance_, f.covariance_, rtol=1e-12)
+
+
+def test_float_and_none_shrinkage(rng):
+    pairs, delta = make_pairs(rng)
+    S = np.cov(delta.T, bias=True)
+    mu = np.trace(S) / 6
+    f = StructuredNoiseFitter(shrinkage=0.25).fit(pairs)
+    np.testing.assert_allclose(f.covariance_, 0.75 * S + 0.25 * mu * np.eye(6), rtol=1e-9)
+    g = StructuredNoiseFitter(shrinkage=None).fit(pairs)
+    np.testing.assert_allclose(g.covariance_, S, rtol=1e-9)
+    assert g.shrinkage_ == 0.0
+
+
+@pytest.mark.parametrize("structure", ["full", "diagonal", "isotropic", "lowrank"])
+def test_structures_keep_the_trace(rng, structure):
+    pairs, _ = make_pairs(rng)
+    full = StructuredNoiseFitter().fit(pairs)
+    f = StructuredNoiseFitter(structure=structure, rank=2).fit(pairs)
+    assert np.trace(f.covariance_) == pytest.approx(np.trace(full.covariance_), rel=1e-9)
+    if structure == "isotropic":
+        np.testing.assert_allclose(f.covariance_, np.eye(6) * np.trace(full.covariance_) / 6)
+    if structure == "diagonal":
+        np.testing.assert_allclose(f.covariance_, np.diag(np.diag(full.covariance_)))
+    if structure == "lowrank":
+        w, V = np.linalg.eigh(full.covariance_)
+        top = (V[:, -2:] * w[-2:]) @ V[:, -2:].T
+        expected = top + np.diag(np.diag(full.covariance_ - top))
+        np.testing.assert_allclose(f.covariance_, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("structure", ["full", "diagonal", "isotropic", "lowrank"])
+def test_samples_have_the_covariance(rng, structure):
+    pairs, _ = make_pairs(rng)
+    f = StructuredNoiseFitter(structure=structure, rank=2, scale=2.0, random_state=0).fit(pairs)
+    eps = f.sample(50_000)
+    emp = np.cov(eps.T)
+    np.testing.assert_allclose(emp, 4.0 * f.covariance_, atol=0.05 * np.abs(4 * f.covariance_).max())
+    assert np.abs(eps.mean(0)).max() < 0.1
+
+
+def test_singular_covariance_samples(rng):
+    # deltas in a 2-D subspace of 5 features, unshrunk: singular covariance
+    delta = rng.randn(100, 2) @ rng.randn(2, 5)
+    f = StructuredNoiseFitter(shrinkage=None, random_state=0).fit(delta)
+    eps = f.sample(20_000)
+    np.testing.assert_allclose(np.cov(eps.T), f.covariance_, atol=0.05 * np.abs(f.covariance_).max())
+
+
+def test_transform_adds_zero_mean_noise(rng):
+    pairs, _ = make_pairs(rng)
+    f = StructuredNoiseFitter(random_state=0).fit(pairs)
+    clean = pairs[:, 0]
+    out = f.transform(clean)
+    assert out.shape == clean.shape
+    np.testing.assert_allclose(f.transform(pairs).shape, clean.shape)
+    f.set_params(scale=0.0)
+    np.testing.assert_array_equal(f.transform(clean), clean)
+
+
+def test_same_seed_same_noise(rng):
+    pairs, _ = make_pairs(rng)
+    a = StructuredNoiseFitter(random_state=3).fit(pairs).transform(pairs[:, 0])
+    b = StructuredNoiseFitter(random_state=3).fit(pairs).transform(pairs[:, 0])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_activation_maps_are_flattened(rng):
+    maps = rng.randn(50, 2, 2, 3, 3)
+    f = StructuredNoiseFitter().fit(maps)
+    assert f.n_features_in_ == 18
+    delta = (maps[:, 1] - maps[:, 0]).reshape(50, -1)
+    np.testing.assert_allclose(f.covariance_, ledoit_wolf(delta)[0], rtol=1e-9)
+
+
+def test_torch_pairs(rng):
+    pairs, delta = make_pairs(rng)
+    f = StructuredNoiseFitter().fit(torch.from_numpy(pairs))
+    np.testing.assert_allclose(f.covariance_, ledoit_wolf(delta)[0], rtol=1e-9)
+    out = f.transform(torch.from_numpy(pairs[:, 0]).float())
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("structure", ["full", "diagonal", "isotropic", "lowrank"])
+def test_partial_fit_equals_fit(rng, structure):
+    pairs, _ = make_pairs(rng, n=300)
+    full = StructuredNoiseFitter(structure=structure, rank=2).fit(pairs)
+    part = StructuredNoiseFitter(structure=structure, rank=2)
+    for batch in np.array_split(pairs, 7):
+        part.partial_fit(batch)
+    np.testing.assert_allclose(part.covariance_, full.covariance_, rtol=1e-8, atol=1e-12)
+    assert part.shrinkage_ == pytest.approx(full.shrinkage_, rel=1e-8)
+    assert part.n_samples_seen_ == 300
+
+
+def test_to_torch_module(rng):
+    pairs, _ = make_pairs(rng)
+    f = StructuredNoiseFitter(random_state=0).fit(pairs)
+    module = f.to_torch()
+    x = torch.zeros(20_000, 6)
+    noisy = module(x)
+    emp = np.cov(noisy.numpy().T.astype(np.float64))
+    np.testing.assert_allclose(emp, f.covariance_, atol=0.05 * np.abs(f.covariance_).max())
+    # reproducible per seed, fresh draws per call
+    a = f.to_torch()(torch.zeros(3, 6))
+    b = f.to_torch()(torch.zeros(3, 6))
+    torch.testing.assert_close(a, b)
+    m = f.to_torch()
+    assert not torch.equal(m(torch.zeros(3, 6)), m(torch.zeros(3, 6)))
+    # activation maps are flattened and reshaped back; float64 follows the input
+    assert module(torch.zeros(4, 6, dtype=torch.float64)).dtype == torch.float64
+    with pytest.raises(ValueError, match="width 6"):
+        module(torch.zeros(4, 5))
+    module.scale = 0.0
+    assert torch.equal(module(x[:2]), x[:2])
+
+
+def test_pickle_and_clone(rng):
+    pairs, _ = make_pairs(rng)
+    f = StructuredNoiseFitter(structure="lowrank", rank=2).fit(pairs)
+    g = pickle.loads(pickle.dumps(f))
+    np.testing.assert_array_equal(g.covariance_, f.covariance_)
+    assert clone(f).get_params() == f.get_params()
+
+
+# ----------------------------------------------------------------- bad input
+def _assert_unchanged(f, before):
+    np.testing.assert_array_equal(f.covariance_, before)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_nan_inf_rejected(rng, bad_value):
+    pairs, _ = make_pairs(rng)
+    f = StructuredNoiseFitter().fit(pairs)
+    before = f.covariance_.copy()
+    bad = pairs.copy()
+    bad[3, 1, 2] = bad_value
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        StructuredNoiseFitter().fit(bad)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        f.partial_fit(bad)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        StructuredNoiseFitter().fit(torch.from_numpy(bad))
+    _assert_unchanged(f, before)
+
+
+def test_axis1_not_two(rng):
+    with pytest.raises(ValueError, match="axis 1 has size 3, expected 2"):
+        StructuredNoiseFitter().fit(rng.randn(10, 3, 4))
+
+
+def test_too_few_samples(rng):
+    with pytest.raises(ValueError, match="minimum of 2 is required|at least 2"):
+        StructuredNoiseFitter().fit(rng.randn(1, 2, 4))
+
+
+def test_wrong_width_later(rng):
+    pairs, _ = make_pairs(rng)
+    f = StructuredNoiseFitter().fit(pairs)
+    before = f.covariance_.copy()
+    with pytest.raises(ValueError, match="X has 5 features, but StructuredNoiseFitter is expecting 6"):
+        f.transform(rng.randn(4, 5))
+    with pytest.raises(ValueError, match="expecting 6"):
+        f.partial_fit(rng.randn(4, 2, 5))
+    _assert_unchanged(f, before)
+    assert f.n_samples_seen_ == 400
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"shrinkage": "ledoit"}, "shrinkage"),
+    ({"shrinkage": 1.5}, "shrinkage"),
+    ({"structure": "banded"}, "structure"),
+    ({"rank": 0}, "rank"),
+    ({"structure": "lowrank", "rank": 7}, "rank=7 is out of range"),
+    ({"scale": -1.0}, "scale"),
+])
+def test_bad_parameters(rng, params, match):
+    pairs, _ = make_pairs(rng)
+    with pytest.raises(ValueError, match=match):
+        StructuredNoiseFitter(**params).fit(pairs)
+
+
+def test_width_too_large_for_memory(monkeypatch, rng):
+    monkeypatch.setenv("STRUCTNOISE_MAX_MEMORY_BYTES", str(10**6))
+    f = StructuredNoiseFitter().fit(rng.randn(20, 2, 8))
+    before = f.covariance_.copy()
+    wide = np.zeros((3, 2, 1000), dtype=np.float32)
+    with pytest.raises(CovarianceMemoryError, match="structure='diagonal'"):
+        f.fit(wide)
+    _assert_unchanged(f, before)
+    assert f.n_features_in_ == 8
+
+
+def test_diagonal_needs_no_square_matrix_while_fitting(monkeypatch, rng):
+    # diagonal with a fixed shrinkage keeps O(d) sums; only covariance_ is d x d
+    monkeypatch.setenv("STRUCTNOISE_MAX_MEMORY_BYTES", str(3 * 10**6))
+    X = rng.randn(30, 2, 500)
+    with pytest.raises(CovarianceMemoryError):
+        StructuredNoiseFitter().fit(X)
+    f = StructuredNoiseFitter(structure="diagonal", shrinkage=None).fit(X)
+    np.testing.assert_allclose(np.diag(f.covariance_), (X[:, 1] - X[:, 0]).var(0), rtol=1e-9)
