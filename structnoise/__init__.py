@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .fitters import StructuredNoiseFitter  # noqa: E402
+from . import sources  # noqa: E402  (also makes ``import advertorch`` work)
+from .fitters import NoiseModule, StructuredNoiseFitter  # noqa: E402
 
-__all__ = ["StructuredNoiseFitter", "__version__"]
+__all__ = ["StructuredNoiseFitter", "NoiseModule", "sources", "__version__"]

@@ -1,0 +1,31 @@
+"""Modification sources: adversarial attacks and naturalistic corruptions.
+
+Every source is a scikit-learn estimator with
+``generate(model, X, y=None) -> torch.Tensor``.
+"""
+
+from ._advertorch import import_advertorch as _import_advertorch
+from .attacks import (
+    DDN,
+    FAB,
+    FGSM,
+    L1PGD,
+    L2PGD,
+    CarliniWagnerL2,
+    LinfPGD,
+    LinfSPSA,
+    MomentumIterative,
+    SpatialTransform,
+)
+from .base import EOTLoss, EOTModel, ModificationSource
+from .corruptions import CORRUPTIONS, SEVERITY_PARAMETERS, Corruption, GaussianNoise
+
+# make ``import advertorch.attacks`` work on modern torch once structnoise is imported
+_import_advertorch()
+
+__all__ = [
+    "ModificationSource", "EOTModel", "EOTLoss",
+    "FGSM", "LinfPGD", "L2PGD", "L1PGD", "MomentumIterative", "CarliniWagnerL2", "DDN",
+    "FAB", "LinfSPSA", "SpatialTransform",
+    "Corruption", "GaussianNoise", "CORRUPTIONS", "SEVERITY_PARAMETERS",
+]

@@ -1,0 +1,658 @@
+"""Adversarial attacks: scikit-learn-cloneable wrappers around advertorch.
+
+Each class holds advertorch's parameters (same names and defaults) plus
+``targeted``, ``clip_min``, ``clip_max``, ``batch_size``, ``random_state``,
+``verbose`` and ``eot_samples``, builds the advertorch attack in
+:meth:`~structnoise.sources.base.ModificationSource.generate` and calls its
+``perturb(x, y)`` batch by batch on the model's device.
+
+EOT. With ``eot_samples=k > 1`` a stochastic network is attacked through
+:class:`~structnoise.sources.base.EOTModel`: for the loss-gradient attacks
+(FGSM, PGD, momentum) every gradient is the mean of ``k`` single-draw loss
+gradients; the attacks that use the logits beyond a loss (C&W, DDN, FAB,
+SPSA, spatial) see the mean of ``k`` draws of the logits.
+"""
+
+import contextlib
+import inspect
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._advertorch import import_advertorch, quiet
+from .base import (
+    EOTLoss,
+    EOTModel,
+    ModificationSource,
+    attack_mode,
+    batches,
+    check_logits,
+    module_device,
+    predict_logits,
+    progress,
+    resolve_module,
+    validate_images,
+    validate_labels,
+)
+
+__all__ = ["FGSM", "LinfPGD", "L2PGD", "L1PGD", "MomentumIterative", "CarliniWagnerL2",
+           "DDN", "FAB", "LinfSPSA", "SpatialTransform"]
+
+_COMMON_CONSTRAINTS = {
+    "targeted": ["boolean"],
+    "clip_min": [Real],
+    "clip_max": [Real],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+    "eot_samples": [Interval(Integral, 1, None, closed="left")],
+    "verbose": ["verbose"],
+}
+_NONNEG = [Interval(Real, 0, None, closed="left")]
+_POS_INT = [Interval(Integral, 1, None, closed="left")]
+_NONNEG_INT = [Interval(Integral, 0, None, closed="left")]
+# parameters that are ours, never passed to advertorch
+_OWN = ("batch_size", "random_state", "eot_samples", "verbose")
+
+
+@contextlib.contextmanager
+def _seeded(random_state, device):
+    """Seed torch's global RNG (which advertorch uses) inside the block only."""
+    if random_state is None:
+        yield
+        return
+    seed = int(check_random_state(random_state).randint(0, 2**31 - 1)) \
+        if not isinstance(random_state, Integral) else int(random_state)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class _AdvertorchAttack(ModificationSource):
+    """Shared body of the attack wrappers."""
+
+    kind = "adversarial"
+    _advertorch_class = None
+    #: how EOT averages: "loss" (gradient attacks) or "logits"
+    _eot = "loss"
+
+    def _advertorch_kwargs(self, attack_cls, n_classes):
+        accepted = inspect.signature(attack_cls.__init__).parameters
+        kwargs = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in _OWN and k in accepted}
+        if "num_classes" in accepted:
+            kwargs["num_classes"] = n_classes
+        if self.eot_samples > 1 and self._eot == "loss":
+            kwargs["loss_fn"] = EOTLoss(self.eot_samples, reduction="sum")
+        return kwargs
+
+    def generate(self, model, X, y=None):
+        """Attack the images ``X`` of class ``y`` against ``model``.
+
+        Parameters
+        ----------
+        model : torch.nn.Module or fitted skorch net
+            The network; it is put in eval mode with frozen parameters for
+            the attack and restored after.
+        X : torch.Tensor or ndarray of shape (N, C, H, W)
+            Clean images in ``[clip_min, clip_max]``; never modified.
+        y : array-like of shape (N,), default=None
+            True labels; None uses the model's predictions (mean logits over
+            ``eot_samples`` draws), so no label leaks into the attack.
+
+        Returns
+        -------
+        X_adv : torch.Tensor of shape (N, C, H, W)
+            Adversarial images, on ``X``'s device with ``X``'s dtype.
+        """
+        self._validate_params()
+        if self.clip_min >= self.clip_max:
+            raise ValueError(
+                f"clip_min must be below clip_max; got [{self.clip_min}, {self.clip_max}].")
+        module = resolve_module(model)
+        Xt = validate_images(X, self.clip_min, self.clip_max)
+        yt = validate_labels(y, Xt.shape[0])
+        device = module_device(module)
+        dtype = next((p.dtype for p in module.parameters()), torch.float32)
+        attack_cls = getattr(import_advertorch(), self._advertorch_class)
+        out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
+        with attack_mode(module), quiet(), _seeded(self.random_state, device):
+            with torch.no_grad():
+                n_classes = check_logits(module(Xt[:1].to(device, dtype)), 1).shape[1]
+            if yt is None:
+                yt = predict_logits(module, Xt.to(dtype), batch_size=self.batch_size,
+                                    eot_samples=self.eot_samples, device=device).argmax(1)
+            elif int(yt.min()) < 0 or int(yt.max()) >= n_classes:
+                raise ValueError(
+                    f"y holds labels outside [0, {n_classes - 1}] for a model with "
+                    f"{n_classes} outputs.")
+            predict = EOTModel(module, self.eot_samples, average=self._eot)
+            attack = attack_cls(predict, **self._advertorch_kwargs(attack_cls, n_classes))
+            for sl in progress(batches(Xt.shape[0], self.batch_size), verbose=self.verbose,
+                               desc=type(self).__name__):
+                xb = Xt[sl].to(device, dtype)
+                adv = attack.perturb(xb, yt[sl].to(device))
+                out[sl] = adv.detach().to(out.device, out.dtype)
+        return out
+
+
+class FGSM(_AdvertorchAttack):
+    """Fast gradient sign method (``advertorch.attacks.GradientSignAttack``).
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        L-infinity budget.
+    targeted : bool, default=False
+        Move towards ``y`` instead of away from it.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG during the attack.
+    eot_samples : int, default=1
+        Noise draws per gradient for stochastic models.
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import FGSM
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> X = torch.rand(4, 1, 8, 8)
+    >>> X_adv = FGSM(eps=0.1).generate(model, X)
+    >>> bool((X_adv - X).abs().max() <= 0.1 + 1e-6)
+    True
+    """
+
+    _advertorch_class = "GradientSignAttack"
+    _parameter_constraints = {"eps": _NONNEG, **_COMMON_CONSTRAINTS}
+
+    def __init__(self, eps=0.3, *, targeted=False, clip_min=0.0, clip_max=1.0,
+                 batch_size=256, random_state=None, eot_samples=1, verbose=0):
+        self.eps = eps
+        self.targeted = targeted
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose
+
+
+class _PGDBase(_AdvertorchAttack):
+    _parameter_constraints = {"eps": _NONNEG, "nb_iter": _NONNEG_INT, "eps_iter": _NONNEG,
+                              "rand_init": ["boolean"], **_COMMON_CONSTRAINTS}
+
+    def __init__(self, eps=0.3, *, nb_iter=40, eps_iter=0.01, rand_init=True,
+                 targeted=False, clip_min=0.0, clip_max=1.0, batch_size=256,
+                 random_state=None, eot_samples=1, verbose=0):
+        self.eps = eps
+        self.nb_iter = nb_iter
+        self.eps_iter = eps_iter
+        self.rand_init = rand_init
+        self.targeted = targeted
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose
+
+
+_PGD_PARAMS = """
+    Parameters
+    ----------
+    eps : float, default={eps}
+        {norm} budget.
+    nb_iter : int, default=40
+        Iterations.
+    eps_iter : float, default=0.01
+        Step size.
+    rand_init : bool, default=True
+        Start from a random point of the ball.
+    targeted : bool, default=False
+        Move towards ``y`` instead of away from it.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG (the random start) during the attack.
+    eot_samples : int, default=1
+        Noise draws per gradient for stochastic models (EOT).
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+"""
+
+
+class LinfPGD(_PGDBase):
+    __doc__ = """Projected gradient descent in L-infinity (``LinfPGDAttack``).
+""" + _PGD_PARAMS.format(eps=0.3, norm="L-infinity") + """
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import LinfPGD
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> X = torch.rand(4, 1, 8, 8)
+    >>> LinfPGD(eps=0.1, nb_iter=5, eps_iter=0.05, random_state=0).generate(model, X).shape
+    torch.Size([4, 1, 8, 8])
+    """
+    _advertorch_class = "LinfPGDAttack"
+
+
+class L2PGD(_PGDBase):
+    __doc__ = """Projected gradient descent in L2 (``L2PGDAttack``).
+""" + _PGD_PARAMS.format(eps=0.3, norm="L2") + """
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import L2PGD
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> X_adv = L2PGD(eps=0.5, nb_iter=5, eps_iter=0.2).generate(model, torch.rand(2, 1, 8, 8))
+    >>> X_adv.shape
+    torch.Size([2, 1, 8, 8])
+    """
+    _advertorch_class = "L2PGDAttack"
+
+
+class L1PGD(_PGDBase):
+    __doc__ = """Projected gradient descent in L1 (``L1PGDAttack``).
+""" + _PGD_PARAMS.format(eps=10.0, norm="L1") + """
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import L1PGD
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> L1PGD(eps=2.0, nb_iter=3, eps_iter=0.5).generate(model, torch.rand(2, 1, 8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+    _advertorch_class = "L1PGDAttack"
+
+    def __init__(self, eps=10.0, *, nb_iter=40, eps_iter=0.01, rand_init=True,
+                 targeted=False, clip_min=0.0, clip_max=1.0, batch_size=256,
+                 random_state=None, eot_samples=1, verbose=0):
+        super().__init__(eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, rand_init=rand_init,
+                         targeted=targeted, clip_min=clip_min, clip_max=clip_max,
+                         batch_size=batch_size, random_state=random_state,
+                         eot_samples=eot_samples, verbose=verbose)
+
+
+class MomentumIterative(_AdvertorchAttack):
+    """Momentum iterative attack (``MomentumIterativeAttack``).
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        Budget in the ``ord`` norm.
+    nb_iter : int, default=40
+        Iterations.
+    decay_factor : float, default=1.0
+        Momentum decay.
+    eps_iter : float, default=0.01
+        Step size.
+    ord : {inf, 2}, default=inf
+        Norm of the budget.
+    targeted : bool, default=False
+        Move towards ``y`` instead of away from it.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG during the attack.
+    eot_samples : int, default=1
+        Noise draws per gradient (EOT).
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import MomentumIterative
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> MomentumIterative(eps=0.1, nb_iter=3).generate(model, torch.rand(2, 1, 8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _advertorch_class = "MomentumIterativeAttack"
+    _parameter_constraints = {"eps": _NONNEG, "nb_iter": _NONNEG_INT, "decay_factor": _NONNEG,
+                              "eps_iter": _NONNEG, "ord": [Real], **_COMMON_CONSTRAINTS}
+
+    def __init__(self, eps=0.3, *, nb_iter=40, decay_factor=1.0, eps_iter=0.01, ord=np.inf,
+                 targeted=False, clip_min=0.0, clip_max=1.0, batch_size=256,
+                 random_state=None, eot_samples=1, verbose=0):
+        self.eps = eps
+        self.nb_iter = nb_iter
+        self.decay_factor = decay_factor
+        self.eps_iter = eps_iter
+        self.ord = ord
+        self.targeted = targeted
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose
+
+
+class CarliniWagnerL2(_AdvertorchAttack):
+    """Carlini & Wagner L2 attack (``CarliniWagnerL2Attack``).
+
+    Parameters
+    ----------
+    confidence : float, default=0
+        Margin required of the adversarial class.
+    learning_rate : float, default=0.01
+        Adam step size.
+    binary_search_steps : int, default=9
+        Searches over the trade-off constant.
+    max_iterations : int, default=10000
+        Optimisation steps per search.
+    abort_early : bool, default=True
+        Stop a search when the loss stalls.
+    initial_const : float, default=1e-3
+        Initial trade-off constant.
+    targeted : bool, default=False
+        Move towards ``y`` instead of away from it.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG during the attack.
+    eot_samples : int, default=1
+        Noise draws averaged in the logits (EOT).
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import CarliniWagnerL2
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> cw = CarliniWagnerL2(binary_search_steps=1, max_iterations=5)
+    >>> cw.generate(model, torch.rand(2, 1, 8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _advertorch_class = "CarliniWagnerL2Attack"
+    _eot = "logits"
+    _parameter_constraints = {"confidence": _NONNEG, "learning_rate": _NONNEG,
+                              "binary_search_steps": _POS_INT, "max_iterations": _NONNEG_INT,
+                              "abort_early": ["boolean"], "initial_const": _NONNEG,
+                              **_COMMON_CONSTRAINTS}
+
+    def __init__(self, confidence=0, *, learning_rate=0.01, binary_search_steps=9,
+                 max_iterations=10000, abort_early=True, initial_const=1e-3, targeted=False,
+                 clip_min=0.0, clip_max=1.0, batch_size=256, random_state=None,
+                 eot_samples=1, verbose=0):
+        self.confidence = confidence
+        self.learning_rate = learning_rate
+        self.binary_search_steps = binary_search_steps
+        self.max_iterations = max_iterations
+        self.abort_early = abort_early
+        self.initial_const = initial_const
+        self.targeted = targeted
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose
+
+
+class DDN(_AdvertorchAttack):
+    """Decoupled direction and norm L2 attack (``DDNL2Attack``).
+
+    Parameters
+    ----------
+    nb_iter : int, default=100
+        Iterations.
+    gamma : float, default=0.05
+        Norm update factor.
+    init_norm : float, default=1.0
+        Initial norm of the perturbation.
+    quantize : bool, default=True
+        Quantize to ``levels`` grey levels.
+    levels : int, default=256
+        Number of levels.
+    targeted : bool, default=False
+        Move towards ``y`` instead of away from it.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG during the attack.
+    eot_samples : int, default=1
+        Noise draws averaged in the logits (EOT).
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import DDN
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> DDN(nb_iter=3).generate(model, torch.rand(2, 1, 8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _advertorch_class = "DDNL2Attack"
+    _eot = "logits"
+    _parameter_constraints = {"nb_iter": _NONNEG_INT, "gamma": _NONNEG, "init_norm": _NONNEG,
+                              "quantize": ["boolean"], "levels": _POS_INT,
+                              **_COMMON_CONSTRAINTS}
+
+    def __init__(self, nb_iter=100, *, gamma=0.05, init_norm=1.0, quantize=True, levels=256,
+                 targeted=False, clip_min=0.0, clip_max=1.0, batch_size=256,
+                 random_state=None, eot_samples=1, verbose=0):
+        self.nb_iter = nb_iter
+        self.gamma = gamma
+        self.init_norm = init_norm
+        self.quantize = quantize
+        self.levels = levels
+        self.targeted = targeted
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose
+
+
+class FAB(_AdvertorchAttack):
+    """Fast adaptive boundary attack (``FABAttack``), untargeted.
+
+    Parameters
+    ----------
+    norm : {"Linf", "L2", "L1"}, default="Linf"
+        Norm minimised.
+    n_restarts : int, default=1
+        Random restarts.
+    n_iter : int, default=100
+        Iterations.
+    eps : float, default=None
+        Radius of the random restarts (advertorch's default when None).
+    alpha_max : float, default=0.1
+        Maximum step bias.
+    eta : float, default=1.05
+        Overshoot.
+    beta : float, default=0.9
+        Backward step.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range of the input (advertorch's FAB assumes [0, 1]).
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG during the attack.
+    eot_samples : int, default=1
+        Noise draws averaged in the logits (EOT).
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import FAB
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> FAB(n_iter=3).generate(model, torch.rand(2, 1, 8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _advertorch_class = "FABAttack"
+    _eot = "logits"
+    _parameter_constraints = {"norm": [StrOptions({"Linf", "L2", "L1"})],
+                              "n_restarts": _POS_INT, "n_iter": _NONNEG_INT,
+                              "eps": [Interval(Real, 0, None, closed="left"), None],
+                              "alpha_max": _NONNEG, "eta": _NONNEG, "beta": _NONNEG,
+                              **{k: v for k, v in _COMMON_CONSTRAINTS.items() if k != "targeted"}}
+
+    def __init__(self, norm="Linf", *, n_restarts=1, n_iter=100, eps=None, alpha_max=0.1,
+                 eta=1.05, beta=0.9, clip_min=0.0, clip_max=1.0, batch_size=256,
+                 random_state=None, eot_samples=1, verbose=0):
+        self.norm = norm
+        self.n_restarts = n_restarts
+        self.n_iter = n_iter
+        self.eps = eps
+        self.alpha_max = alpha_max
+        self.eta = eta
+        self.beta = beta
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose
+
+
+class LinfSPSA(_AdvertorchAttack):
+    """SPSA, a gradient-free L-infinity attack (``LinfSPSAAttack``).
+
+    It only queries the model's outputs, so it is the check against gradient
+    masking: a defence that resists PGD but not SPSA is obfuscating gradients.
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        L-infinity budget.
+    delta : float, default=0.01
+        Finite-difference step.
+    lr : float, default=0.01
+        Adam step size.
+    nb_iter : int, default=1
+        Iterations.
+    nb_sample : int, default=128
+        Random directions per iteration.
+    max_batch_size : int, default=64
+        Directions evaluated at once.
+    targeted : bool, default=False
+        Move towards ``y`` instead of away from it.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG (the random directions).
+    eot_samples : int, default=1
+        Noise draws averaged in the logits (EOT).
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import LinfSPSA
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> LinfSPSA(eps=0.1, nb_sample=8, max_batch_size=8).generate(model, torch.rand(2, 1, 8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _advertorch_class = "LinfSPSAAttack"
+    _eot = "logits"
+    _parameter_constraints = {"eps": _NONNEG, "delta": _NONNEG, "lr": _NONNEG,
+                              "nb_iter": _NONNEG_INT, "nb_sample": _POS_INT,
+                              "max_batch_size": _POS_INT, **_COMMON_CONSTRAINTS}
+
+    def __init__(self, eps=0.3, *, delta=0.01, lr=0.01, nb_iter=1, nb_sample=128,
+                 max_batch_size=64, targeted=False, clip_min=0.0, clip_max=1.0,
+                 batch_size=256, random_state=None, eot_samples=1, verbose=0):
+        self.eps = eps
+        self.delta = delta
+        self.lr = lr
+        self.nb_iter = nb_iter
+        self.nb_sample = nb_sample
+        self.max_batch_size = max_batch_size
+        self.targeted = targeted
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose
+
+
+class SpatialTransform(_AdvertorchAttack):
+    """Spatially transformed adversarial examples (``SpatialTransformAttack``).
+
+    Parameters
+    ----------
+    confidence : float, default=0
+        Margin required of the adversarial class.
+    initial_const : float, default=1
+        Trade-off between the flow loss and the adversarial loss.
+    max_iterations : int, default=1000
+        L-BFGS iterations.
+    search_steps : int, default=1
+        Searches over the constant.
+    abort_early : bool, default=True
+        Stop when the loss stalls.
+    targeted : bool, default=False
+        Move towards ``y`` instead of away from it.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=256
+        Images attacked at once.
+    random_state : int, RandomState or None, default=None
+        Seeds torch's RNG during the attack.
+    eot_samples : int, default=1
+        Noise draws averaged in the logits (EOT).
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import SpatialTransform
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> SpatialTransform(max_iterations=3).generate(model, torch.rand(2, 1, 8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+
+    _advertorch_class = "SpatialTransformAttack"
+    _eot = "logits"
+    _parameter_constraints = {"confidence": _NONNEG, "initial_const": _NONNEG,
+                              "max_iterations": _NONNEG_INT, "search_steps": _POS_INT,
+                              "abort_early": ["boolean"], **_COMMON_CONSTRAINTS}
+
+    def __init__(self, confidence=0, *, initial_const=1, max_iterations=1000, search_steps=1,
+                 abort_early=True, targeted=False, clip_min=0.0, clip_max=1.0,
+                 batch_size=256, random_state=None, eot_samples=1, verbose=0):
+        self.confidence = confidence
+        self.initial_const = initial_const
+        self.max_iterations = max_iterations
+        self.search_steps = search_steps
+        self.abort_early = abort_early
+        self.targeted = targeted
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.eot_samples = eot_samples
+        self.verbose = verbose

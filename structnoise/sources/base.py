@@ -1,0 +1,292 @@
+"""Modification sources: the common base, input checks and EOT.
+
+A *source* turns clean images into modified ones: an adversarial attack (it
+needs the model) or a naturalistic corruption (it does not). Every source is
+a scikit-learn estimator (parameters in ``__init__``, so ``clone``,
+``get_params`` and grid search work) with
+``generate(model, X, y=None) -> torch.Tensor``.
+"""
+
+import contextlib
+import sys
+from numbers import Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from tqdm.auto import tqdm
+
+__all__ = ["ModificationSource", "EOTModel", "EOTLoss", "resolve_module", "predict_logits"]
+
+
+class ModificationSource(BaseEstimator):
+    """Base class of all sources.
+
+    Subclasses set ``kind`` ("adversarial" or "naturalistic") and implement
+    :meth:`generate`. They validate their parameters with
+    ``_parameter_constraints`` like any scikit-learn estimator.
+
+    Examples
+    --------
+    >>> from structnoise.sources import GaussianNoise
+    >>> GaussianNoise(std=0.1).kind
+    'naturalistic'
+    """
+
+    kind = "naturalistic"
+
+    def generate(self, model, X, y=None):
+        """Return modified copies of the images ``X``.
+
+        Parameters
+        ----------
+        model : torch.nn.Module, fitted skorch net or None
+            The network (attacks need it; corruptions ignore it).
+        X : torch.Tensor or ndarray of shape (N, C, H, W)
+            Images in ``[clip_min, clip_max]``.
+        y : array-like of shape (N,), default=None
+            Labels (attacks use the model's predictions when None).
+
+        Returns
+        -------
+        X_mod : torch.Tensor of shape (N, C, H, W)
+            Same device and dtype as ``X`` (a CPU tensor for numpy input).
+        """
+        raise NotImplementedError
+
+    @property
+    def label(self):
+        """A short readable name, e.g. ``LinfPGD(eps=0.1)``."""
+        return _short_repr(self)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.kind == "adversarial" or tags.non_deterministic
+        return tags
+
+
+def _short_repr(est):
+    params = est.get_params(deep=False)
+    defaults = type(est)().get_params(deep=False) if _default_constructible(est) else {}
+    shown = [f"{k}={v!r}" for k, v in params.items()
+             if k not in ("batch_size", "verbose", "random_state", "device")
+             and (k not in defaults or defaults[k] != v or k in ("eps", "name", "severity", "std"))]
+    return f"{type(est).__name__}({', '.join(shown)})"
+
+
+def _default_constructible(est):
+    try:
+        type(est)()
+        return True
+    except TypeError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# input validation (cheap, before any heavy work)
+# --------------------------------------------------------------------------
+def validate_images(X, clip_min=0.0, clip_max=1.0):
+    """Check images (N, C, H, W) in range; return them as a float tensor.
+
+    The tensor may share memory with ``X``: callers never modify it in place.
+    """
+    if isinstance(X, torch.Tensor):
+        Xt = X.detach()
+    else:
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:  # pragma: no cover - exotic input
+            raise TypeError(f"X must be a tensor or array of images; got {type(X).__name__}.") from exc
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+            raise TypeError(f"X must hold numbers; got dtype {arr.dtype}.")
+        Xt = torch.from_numpy(np.ascontiguousarray(arr))
+    if Xt.ndim != 4:
+        raise ValueError(
+            f"X must be a batch of images of shape (N, C, H, W); got shape {tuple(Xt.shape)}.")
+    if not torch.is_floating_point(Xt):
+        Xt = Xt.float()
+    if Xt.shape[0] == 0:
+        raise ValueError("X holds no images (N=0).")
+    if not bool(torch.isfinite(Xt).all()):
+        raise ValueError("X contains NaN or infinity.")
+    lo, hi = float(Xt.min()), float(Xt.max())
+    tol = 1e-5 * max(1.0, abs(clip_max - clip_min))
+    if lo < clip_min - tol or hi > clip_max + tol:
+        raise ValueError(
+            f"X must lie in [clip_min, clip_max] = [{clip_min}, {clip_max}]; found values in "
+            f"[{lo:.4g}, {hi:.4g}]. Scale the images or set clip_min/clip_max.")
+    return Xt
+
+
+def validate_labels(y, n_samples, device=None):
+    """Integer class labels of length ``n_samples`` as a long tensor (or None)."""
+    if y is None:
+        return None
+    yt = y.detach() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+    if yt.ndim != 1 or yt.shape[0] != n_samples:
+        raise ValueError(
+            f"y must be a 1-D array of {n_samples} labels (one per image); got shape "
+            f"{tuple(yt.shape)}.")
+    if torch.is_floating_point(yt):
+        if not bool((yt == yt.round()).all()):
+            raise ValueError("y must hold integer class labels.")
+    return yt.long().to(device) if device is not None else yt.long()
+
+
+def resolve_module(model):
+    """The torch module behind ``model`` (a module or a fitted skorch net)."""
+    if isinstance(model, torch.nn.Module):
+        return model
+    module = getattr(model, "module_", None)
+    if isinstance(module, torch.nn.Module):
+        return module
+    if hasattr(model, "module") and hasattr(model, "initialize"):
+        raise ValueError(
+            f"{type(model).__name__} is not initialized: fit it (or call initialize()) "
+            "before generating attacks against it.")
+    raise TypeError(
+        "model must be a torch.nn.Module or a fitted skorch net; got "
+        f"{type(model).__name__}.")
+
+
+def module_device(module):
+    """Device of the module's first parameter or buffer (CPU if it has none)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def attack_mode(module):
+    """Eval mode and frozen parameters during an attack; restored after.
+
+    Freezing keeps the attack's backward passes from accumulating gradients
+    in the network's parameters.
+    """
+    was_training = module.training
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    module.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        module.train(was_training)
+
+
+def progress(iterable, *, total=None, verbose=1, desc=None):
+    """tqdm progress, off when ``verbose=0`` or stderr is not a terminal."""
+    disable = not verbose or not sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=False)
+
+
+def batches(n_samples, batch_size):
+    """Slices covering ``range(n_samples)`` in steps of ``batch_size``."""
+    return [slice(i, min(i + batch_size, n_samples)) for i in range(0, n_samples, batch_size)]
+
+
+def check_logits(out, n_samples):
+    """The model output must be (N, n_classes) logits."""
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != n_samples:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"The model must return logits of shape (N, n_classes); for {n_samples} "
+            f"images it returned {shape}.")
+    return out
+
+
+class EOTModel(torch.nn.Module):
+    """Expectation over transformation for a stochastic network.
+
+    One forward pass over ``eot_samples`` stacked copies of the batch, so
+    each copy gets fresh noise.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The (stochastic) network.
+    eot_samples : int
+        Number of noise draws ``k``.
+    average : {"loss", "logits"}, default="loss"
+        "loss": return all ``k * N`` outputs; with :class:`EOTLoss` the
+        gradient is then the mean of the ``k`` single-draw loss gradients
+        (the EOT of Athalye et al., 2018). "logits": return the mean of the
+        ``k`` logits, for attacks that use the outputs beyond a loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import EOTModel
+    >>> eot = EOTModel(torch.nn.Linear(4, 3), eot_samples=5, average="logits")
+    >>> eot(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, module, eot_samples, average="loss"):
+        super().__init__()
+        self.module = module
+        self.eot_samples = int(eot_samples)
+        self.average = average
+
+    def forward(self, x):
+        k = self.eot_samples
+        if k == 1:
+            return self.module(x)
+        out = self.module(x.repeat(k, *([1] * (x.ndim - 1))))
+        if self.average == "logits":
+            return out.reshape(k, x.shape[0], *out.shape[1:]).mean(0)
+        return out
+
+
+class EOTLoss(torch.nn.Module):
+    """Cross-entropy averaged over the ``k`` stacked outputs of :class:`EOTModel`.
+
+    Parameters
+    ----------
+    eot_samples : int
+        Number of noise draws ``k``.
+    reduction : {"sum", "mean", "none"}, default="sum"
+        Reduction over the images (advertorch's attacks use "sum").
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import EOTLoss
+    >>> loss = EOTLoss(eot_samples=2)
+    >>> float(loss(torch.zeros(4, 3), torch.tensor([0, 1]))) > 0
+    True
+    """
+
+    def __init__(self, eot_samples, reduction="sum"):
+        super().__init__()
+        self.eot_samples = int(eot_samples)
+        self.reduction = reduction
+
+    def forward(self, outputs, y):
+        k = self.eot_samples
+        per = torch.nn.functional.cross_entropy(outputs, y.repeat(k), reduction="none")
+        per = per.reshape(k, -1).mean(0)
+        if self.reduction == "sum":
+            return per.sum()
+        if self.reduction == "mean":
+            return per.mean()
+        return per
+
+
+@torch.no_grad()
+def predict_logits(module, X, *, batch_size=256, eot_samples=1, device=None):
+    """Logits of ``module`` on ``X`` in batches (mean over ``eot_samples`` draws)."""
+    device = device or module_device(module)
+    eot = EOTModel(module, eot_samples, average="logits")
+    outs = []
+    for sl in batches(X.shape[0], batch_size):
+        xb = X[sl].to(device)
+        outs.append(check_logits(eot(xb), xb.shape[0]))
+    return torch.cat(outs)
+
+
+def _check_nonneg(name, value):
+    if not isinstance(value, Real) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number; got {value!r}.")

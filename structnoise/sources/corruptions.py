@@ -1,0 +1,571 @@
+"""Naturalistic image corruptions, batched in torch.
+
+The ImageNet-C / MNIST-C families (Hendrycks & Dietterich 2019; Mu & Gilmer
+2019) that make sense for small images, written for whole batches on any
+device: no per-image Python loop, 1 or 3 channels, any size from 8x8 up.
+The reference implementation (``imagecorruptions``) runs per image in numpy
+and rejects images under 32 px.
+
+Parameters follow ``imagecorruptions`` and grow with the severity (1-5).
+Spatial parameters (blur radii, fog scale, elastic displacement) are given
+in pixels of a 32 px image and scaled by ``H / 32``, so a 32 px image gets
+the reference's values and an 8 px one a quarter of them. Geometric
+corruptions (MNIST-C style) draw a random sign/direction per image.
+
+Every function takes images ``x`` in [0, 1] of shape (N, C, H, W), an
+integer ``severity`` and a :class:`torch.Generator`, and returns a new
+tensor clipped to [0, 1].
+"""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .base import ModificationSource, batches, progress, validate_images
+
+__all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS"]
+
+#: the parameter of each corruption at severities 1..5 (see each function)
+SEVERITY_PARAMETERS = {
+    "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],       # noise std
+    "shot_noise": [60, 25, 12, 5, 3],                        # photons per unit (lower: noisier)
+    "impulse_noise": [0.03, 0.06, 0.09, 0.17, 0.27],         # fraction of salt & pepper pixels
+    "speckle_noise": [0.15, 0.2, 0.35, 0.45, 0.6],           # multiplicative noise std
+    "gaussian_blur": [1, 2, 3, 4, 6],                        # sigma, px at 32 px
+    "defocus_blur": [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],  # disk radius, alias sigma
+    "motion_blur": [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],       # radius, sigma (px)
+    "zoom_blur": [1.11, 1.16, 1.21, 1.26, 1.31],             # largest zoom factor
+    "fog": [(1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)],  # strength, decay
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],                  # contrast kept
+    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],                 # value added (HSV V)
+    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)],  # S * a + b
+    "pixelate": [0.6, 0.5, 0.4, 0.3, 0.25],                  # downsampling factor
+    "jpeg_compression": [25, 18, 15, 10, 7],                 # JPEG quality
+    "elastic_transform": [0.5, 0.75, 1.0, 1.25, 1.5],        # displacement, px at 8 px scale
+    "rotate": [6, 12, 18, 24, 30],                           # degrees, random sign
+    "shear": [0.1, 0.15, 0.2, 0.25, 0.3],                    # shear factor, random sign
+    "scale": [0.9, 0.8, 0.7, 0.6, 0.5],                      # zoom-out factor
+    "translate": [0.05, 0.1, 0.15, 0.2, 0.25],               # shift, fraction of the size
+}
+
+
+def _param(name, severity):
+    return SEVERITY_PARAMETERS[name][severity - 1]
+
+
+def _spatial(x):
+    """Scale of spatial parameters: 1 at 32 px, H / 32 above, 0.5 below 16 px."""
+    return max(x.shape[-2] / 32.0, 0.5)
+
+
+def _randn(x, g):
+    return torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+
+
+def _rand(shape, x, g):
+    return torch.rand(shape, generator=g, device=x.device, dtype=x.dtype)
+
+
+# ------------------------------------------------------------------ noise
+def gaussian_noise(x, severity, g):
+    """Additive Gaussian noise."""
+    return x + _randn(x, g) * _param("gaussian_noise", severity)
+
+
+def shot_noise(x, severity, g):
+    """Poisson (photon) noise."""
+    c = _param("shot_noise", severity)
+    return torch.poisson(x.clamp(0, 1) * c, generator=g) / c
+
+
+def impulse_noise(x, severity, g):
+    """Salt and pepper noise on a fraction of the pixels (each channel)."""
+    amount = _param("impulse_noise", severity)
+    u = _rand(x.shape, x, g)
+    out = torch.where(u < amount / 2, torch.zeros_like(x), x)
+    return torch.where(u > 1 - amount / 2, torch.ones_like(x), out)
+
+
+def speckle_noise(x, severity, g):
+    """Multiplicative Gaussian noise."""
+    return x + x * _randn(x, g) * _param("speckle_noise", severity)
+
+
+# ------------------------------------------------------------------- blur
+def _conv_matrix(kernel, size):
+    """(size, size) matrix applying a 1-D kernel with replicate borders.
+
+    Blurring along an axis as one matrix product is much faster on CPU than
+    a depthwise convolution, and folds the border handling in for free.
+    """
+    r = kernel.shape[0] // 2
+    rows = torch.arange(size, device=kernel.device)[:, None]
+    taps = torch.arange(kernel.shape[0], device=kernel.device)[None, :]
+    cols = (rows + taps - r).clamp(0, size - 1)
+    M = torch.zeros(size, size, dtype=kernel.dtype, device=kernel.device)
+    M.scatter_add_(1, cols, kernel.expand(size, -1).contiguous())
+    return M
+
+
+def _separable(x, kh, kw):
+    """Apply 1-D kernels along H then W (replicate borders), batched."""
+    h, w = x.shape[-2:]
+    Mh = _conv_matrix(kh.to(x), h)
+    Mw = _conv_matrix(kw.to(x), w)
+    return Mh @ x @ Mw.T
+
+
+def _conv_same(x, kernel):
+    """2-D convolution of every plane with one (kh, kw) kernel, replicate borders."""
+    n, c, h, w = x.shape
+    kh, kw = kernel.shape[-2:]
+    pad = (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2)
+    # all planes as a batch of single-channel images: a plain (not depthwise)
+    # convolution, which has the fast CPU kernels
+    planes = F.pad(x.reshape(n * c, 1, h, w), pad, mode="replicate")
+    return F.conv2d(planes, kernel.to(x)[None, None]).reshape(n, c, h, w)
+
+
+def _gaussian_kernel1d(sigma, device):
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (k / k.sum()).float()
+
+
+def _gaussian_blur(x, sigma):
+    if sigma <= 0:
+        return x
+    k = _gaussian_kernel1d(sigma, x.device)
+    return _separable(x, k, k)
+
+
+def gaussian_blur(x, severity, g):
+    """Gaussian blur (sigma in px at 32 px, scaled with the image)."""
+    return _gaussian_blur(x, _param("gaussian_blur", severity) * _spatial(x))
+
+
+def defocus_blur(x, severity, g):
+    """Disk (out-of-focus) blur, anti-aliased with a small Gaussian."""
+    radius, alias = _param("defocus_blur", severity)
+    radius = max(radius * _spatial(x), 0.5)
+    size = int(math.ceil(radius))
+    t = torch.arange(-size, size + 1, dtype=torch.float32, device=x.device)
+    disk = ((t[:, None] ** 2 + t[None, :] ** 2) <= radius ** 2).float()
+    disk = disk / disk.sum()
+    out = _conv_same(x, disk)
+    return _gaussian_blur(out, alias * _spatial(x)) if alias * _spatial(x) > 0.05 else out
+
+
+def motion_blur(x, severity, g):
+    """Linear motion blur at a random angle in [-45, 45] degrees per image."""
+    radius, sigma = _param("motion_blur", severity)
+    radius, sigma = radius * _spatial(x), sigma * _spatial(x)
+    n, c, h, w = x.shape
+    size = 2 * int(math.ceil(radius)) + 1
+    t = torch.arange(size, device=x.device, dtype=x.dtype) - size // 2
+    # one-sided Gaussian weights along the motion direction, as in the reference
+    weights = torch.exp(-0.5 * (t.clamp(min=0) / max(sigma, 1e-3)) ** 2) * (t >= 0)
+    weights = weights / weights.sum()
+    angle = (_rand((n,), x, g) * 90 - 45) * math.pi / 180
+    # rasterise each image's line kernel with bilinear splatting: (n, size, size)
+    px = size // 2 + t[None, :] * torch.cos(angle)[:, None]
+    py = size // 2 - t[None, :] * torch.sin(angle)[:, None]
+    grid = torch.arange(size, device=x.device, dtype=x.dtype)
+    wx = (1 - (grid[None, None, :] - px[..., None]).abs()).clamp(min=0)   # (n, L, size)
+    wy = (1 - (grid[None, None, :] - py[..., None]).abs()).clamp(min=0)
+    kernels = torch.einsum("nl,nly,nlx->nyx", weights.expand(n, -1), wy, wx)
+    kernels = kernels / kernels.sum((1, 2), keepdim=True)
+    # grouped convolution: every (image, channel) plane with its image's kernel
+    k = kernels.repeat_interleave(c, 0)[:, None]
+    pad = (size // 2, size // 2, size // 2, size // 2)
+    xp = F.pad(x.reshape(1, n * c, h, w), pad, mode="replicate")
+    return F.conv2d(xp, k, groups=n * c).reshape(n, c, h, w)
+
+
+def _affine(x, theta):
+    """Warp each image by its own 2x3 affine matrix (zeros outside)."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _scale_theta(n, s, x):
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = 1.0 / s
+    theta[:, 1, 1] = 1.0 / s
+    return theta
+
+
+def zoom_blur(x, severity, g):
+    """Mean of the image zoomed in by factors from 1 up to the given one."""
+    top = _param("zoom_blur", severity)
+    step = 0.01 if severity <= 2 else (0.02 if severity <= 4 else 0.03)
+    zooms = np.arange(1.0, top, step)[1:]
+    out = x.clone()
+    n = x.shape[0]
+    for z in zooms:  # a handful of factors, each a batched warp
+        out += F.grid_sample(x, F.affine_grid(_scale_theta(n, z, x), list(x.shape),
+                                              align_corners=False),
+                             padding_mode="border", align_corners=False)
+    return out / (len(zooms) + 1)
+
+
+# ----------------------------------------------------------------- weather
+def _fractal_noise(n, h, w, decay, x, g):
+    """Low-frequency noise in [0, 1]: octaves of upsampled uniform noise."""
+    size = max(h, w)
+    field = torch.zeros(n, 1, h, w, device=x.device, dtype=x.dtype)
+    amp, res, total = 1.0, 2, 0.0
+    while res <= size:
+        coarse = _rand((n, 1, res, res), x, g)
+        field += amp * F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+        total += amp
+        amp /= decay
+        res *= 2
+    field = field / total
+    lo = field.amin((2, 3), keepdim=True)
+    hi = field.amax((2, 3), keepdim=True)
+    return (field - lo) / (hi - lo + 1e-8)
+
+
+def fog(x, severity, g):
+    """Fog: added low-frequency plasma-like haze, then contrast renormalised."""
+    strength, decay = _param("fog", severity)
+    n, c, h, w = x.shape
+    peak = x.amax((1, 2, 3), keepdim=True)
+    haze = _fractal_noise(n, h, w, decay, x, g)
+    out = x + strength * haze * 0.4  # the reference's haze averages ~0.4 of its range
+    return out * peak / (peak + strength * 0.4)
+
+
+# ----------------------------------------------------------------- digital
+def contrast(x, severity, g):
+    """Pull pixels towards each image's per-channel mean."""
+    c = _param("contrast", severity)
+    means = x.mean((2, 3), keepdim=True)
+    return (x - means) * c + means
+
+
+def brightness(x, severity, g):
+    """Raise the HSV value channel (plain addition for grey images)."""
+    c = _param("brightness", severity)
+    if x.shape[1] != 3:
+        return x + c
+    v = x.amax(1, keepdim=True)
+    v_new = (v + c).clamp(max=1)
+    # scaling all channels by V'/V keeps hue and saturation exactly
+    return torch.where(v > 0, x * v_new / v.clamp(min=1e-8), v_new.expand_as(x))
+
+
+def saturate(x, severity, g):
+    """Scale the HSV saturation (colour only; grey images are unchanged)."""
+    a, b = _param("saturate", severity)
+    if x.shape[1] != 3:
+        return x.clone()
+    v = x.amax(1, keepdim=True)
+    mn = x.amin(1, keepdim=True)
+    s = torch.where(v > 0, (v - mn) / v.clamp(min=1e-8), torch.zeros_like(v))
+    s_new = (s * a + b).clamp(0, 1)
+    ratio = torch.where(s > 0, s_new / s.clamp(min=1e-8), torch.zeros_like(s))
+    out = v - (v - x) * ratio
+    # a grey pixel given saturation b > 0 has no hue: leave it grey, as HSV does
+    return torch.where(s > 0, out, x)
+
+
+def pixelate(x, severity, g):
+    """Box downsampling then nearest-neighbour upsampling."""
+    c = _param("pixelate", severity)
+    n, ch, h, w = x.shape
+    small = F.adaptive_avg_pool2d(x, (max(1, int(h * c)), max(1, int(w * c))))
+    return F.interpolate(small, size=(h, w), mode="nearest")
+
+
+_JPEG_LUMA = torch.tensor([
+    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55],
+    [14, 13, 16, 24, 40, 57, 69, 56], [14, 17, 22, 29, 51, 87, 80, 62],
+    [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
+    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]],
+    dtype=torch.float32)
+_JPEG_CHROMA = torch.full((8, 8), 99.0)
+_JPEG_CHROMA[:4, :4] = torch.tensor([[17, 18, 24, 47], [18, 21, 26, 66],
+                                     [24, 26, 56, 99], [47, 66, 99, 99]], dtype=torch.float32)
+
+
+def _dct_matrix(device, dtype):
+    k = torch.arange(8, dtype=torch.float64)
+    m = torch.cos((2 * k[None, :] + 1) * k[:, None] * math.pi / 16) * math.sqrt(2 / 8)
+    m[0] /= math.sqrt(2)
+    return m.to(device=device, dtype=dtype)
+
+
+def _quant_table(base, quality, device, dtype):
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    q = torch.floor((base * scale + 50) / 100).clamp(1, 255)
+    return q.to(device=device, dtype=dtype)
+
+
+def jpeg_compression(x, severity, g):
+    """JPEG round trip (8x8 DCT, standard tables, no chroma subsampling)."""
+    quality = _param("jpeg_compression", severity)
+    n, c, h, w = x.shape
+    y = x * 255.0
+    if c == 3:  # RGB -> YCbCr (JFIF)
+        r, gg, b = y[:, 0], y[:, 1], y[:, 2]
+        y = torch.stack([0.299 * r + 0.587 * gg + 0.114 * b,
+                         128 - 0.168736 * r - 0.331264 * gg + 0.5 * b,
+                         128 + 0.5 * r - 0.418688 * gg - 0.081312 * b], 1)
+    ph, pw = (-h) % 8, (-w) % 8
+    y = F.pad(y - 128, (0, pw, 0, ph), mode="replicate")
+    H, W = y.shape[-2:]
+    blocks = y.reshape(n, c, H // 8, 8, W // 8, 8).permute(0, 1, 2, 4, 3, 5)
+    D = _dct_matrix(x.device, x.dtype)
+    coef = D @ blocks @ D.T
+    tables = [_JPEG_LUMA] + [_JPEG_CHROMA] * (c - 1) if c == 3 else [_JPEG_LUMA] * c
+    q = torch.stack([_quant_table(t, quality, x.device, x.dtype) for t in tables])
+    q = q[None, :, None, None]
+    coef = torch.round(coef / q) * q
+    rec = (D.T @ coef @ D).permute(0, 1, 2, 4, 3, 5).reshape(n, c, H, W)[..., :h, :w] + 128
+    if c == 3:
+        yy, cb, cr = rec[:, 0], rec[:, 1] - 128, rec[:, 2] - 128
+        rec = torch.stack([yy + 1.402 * cr, yy - 0.344136 * cb - 0.714136 * cr,
+                           yy + 1.772 * cb], 1)
+    return torch.round(rec.clamp(0, 255)) / 255.0
+
+
+def elastic_transform(x, severity, g):
+    """Smooth random displacement field (MNIST-C style)."""
+    n, c, h, w = x.shape
+    disp_px = _param("elastic_transform", severity) * h / 8.0
+    sigma = max(h / 8.0, 1.0)
+    field = torch.randn(n, 2, h, w, generator=g, device=x.device, dtype=x.dtype)
+    field = _gaussian_blur(field, sigma)
+    field = field / field.flatten(1).std(1).clamp(min=1e-8)[:, None, None, None]
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(n, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # displacement in pixels -> normalised grid units (2 / size per pixel)
+    offset = field.permute(0, 2, 3, 1) * disp_px * torch.tensor([2.0 / w, 2.0 / h],
+                                                               device=x.device, dtype=x.dtype)
+    return F.grid_sample(x, grid + offset, padding_mode="zeros", align_corners=False)
+
+
+# --------------------------------------------------------------- geometric
+def _random_sign(n, x, g):
+    return torch.where(_rand((n,), x, g) < 0.5, -1.0, 1.0).to(x.dtype)
+
+
+def rotate(x, severity, g):
+    """Rotation by the given angle, random sign per image."""
+    n = x.shape[0]
+    a = _param("rotate", severity) * math.pi / 180 * _random_sign(n, x, g)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
+    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
+    return _affine(x, theta)
+
+
+def shear(x, severity, g):
+    """Horizontal shear, random sign per image."""
+    n = x.shape[0]
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).repeat(n, 1, 1)
+    theta[:, 0, 1] = _param("shear", severity) * _random_sign(n, x, g)
+    return _affine(x, theta)
+
+
+def scale(x, severity, g):
+    """Zoom out about the centre (the digit shrinks)."""
+    return _affine(x, _scale_theta(x.shape[0], _param("scale", severity), x))
+
+
+def translate(x, severity, g):
+    """Shift by a fraction of the size in a random direction per image."""
+    n = x.shape[0]
+    angle = _rand((n,), x, g) * 2 * math.pi
+    shift = 2 * _param("translate", severity)  # grid units span 2
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).repeat(n, 1, 1)
+    theta[:, 0, 2] = shift * torch.cos(angle)
+    theta[:, 1, 2] = shift * torch.sin(angle)
+    return _affine(x, theta)
+
+
+#: name -> batched corruption function ``f(x, severity, generator)``
+CORRUPTIONS = {f.__name__: f for f in (
+    gaussian_noise, shot_noise, impulse_noise, speckle_noise,
+    gaussian_blur, defocus_blur, motion_blur, zoom_blur,
+    fog,
+    contrast, brightness, saturate, pixelate, jpeg_compression, elastic_transform,
+    rotate, shear, scale, translate,
+)}
+
+
+def _generator(random_state, device):
+    """A torch.Generator on ``device`` seeded from ``random_state``."""
+    from sklearn.utils import check_random_state
+
+    g = torch.Generator(device=device)
+    if random_state is None:
+        g.seed()
+    else:
+        seed = random_state if isinstance(random_state, Integral) else \
+            check_random_state(random_state).randint(0, 2**31 - 1)
+        g.manual_seed(int(seed))
+    return g
+
+
+class _ImageSource(ModificationSource):
+    """Shared body: validate, rescale to [0, 1], apply in batches, map back."""
+
+    def _apply(self, x01, g):
+        raise NotImplementedError
+
+    def generate(self, model=None, X=None, y=None):
+        """Return corrupted copies of the images ``X`` (the model is ignored).
+
+        Parameters
+        ----------
+        model : ignored
+            Present for the common source signature; may be None.
+        X : torch.Tensor or ndarray of shape (N, C, H, W)
+            Images in ``[clip_min, clip_max]``; never modified.
+        y : ignored
+            Labels are not needed.
+
+        Returns
+        -------
+        X_mod : torch.Tensor of shape (N, C, H, W)
+            On ``X``'s device with ``X``'s dtype, clipped to the valid range.
+        """
+        self._validate_params()
+        if self.clip_min >= self.clip_max:
+            raise ValueError(
+                f"clip_min must be below clip_max; got [{self.clip_min}, {self.clip_max}].")
+        if X is None:
+            raise ValueError("X (images of shape (N, C, H, W)) is required.")
+        Xt = validate_images(X, self.clip_min, self.clip_max)
+        if Xt.shape[1] not in (1, 3):
+            raise ValueError(f"Images must have 1 or 3 channels; got {Xt.shape[1]}.")
+        if min(Xt.shape[-2:]) < 8:
+            raise ValueError(f"Images must be at least 8x8; got {tuple(Xt.shape[-2:])}.")
+        lo, span = float(self.clip_min), float(self.clip_max - self.clip_min)
+        g = _generator(self.random_state, Xt.device)
+        work_dtype = Xt.dtype if Xt.dtype in (torch.float32, torch.float64) else torch.float32
+        out = torch.empty_like(Xt)
+        with torch.no_grad():
+            for sl in progress(batches(Xt.shape[0], self.batch_size), verbose=self.verbose,
+                               desc=self.label):
+                x01 = (Xt[sl].to(work_dtype) - lo) / span
+                out[sl] = (self._apply(x01, g).clamp(0, 1) * span + lo).to(out.dtype)
+        return out
+
+
+class Corruption(_ImageSource):
+    """A naturalistic corruption from :data:`CORRUPTIONS` at a severity.
+
+    Parameters
+    ----------
+    name : str, default="gaussian_noise"
+        One of ``CORRUPTIONS`` (see :data:`SEVERITY_PARAMETERS` for what each
+        severity means).
+    severity : int, default=3
+        1 (mild) to 5 (strong).
+    random_state : int, RandomState or None, default=None
+        Seeds the corruption's randomness (same seed, same output).
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=1024
+        Images processed at once.
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import Corruption, CORRUPTIONS
+    >>> len(CORRUPTIONS) >= 15
+    True
+    >>> X = torch.rand(5, 1, 8, 8)
+    >>> Corruption("gaussian_blur", severity=2).generate(None, X).shape
+    torch.Size([5, 1, 8, 8])
+    """
+
+    _parameter_constraints = {
+        "name": [StrOptions(set(CORRUPTIONS))],
+        "severity": [Interval(Integral, 1, 5, closed="both")],
+        "random_state": ["random_state"],
+        "clip_min": [Real],
+        "clip_max": [Real],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, name="gaussian_noise", severity=3, *, random_state=None, clip_min=0.0,
+                 clip_max=1.0, batch_size=1024, verbose=0):
+        self.name = name
+        self.severity = severity
+        self.random_state = random_state
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def _validate_params(self):
+        if isinstance(self.name, str) and self.name not in CORRUPTIONS:
+            raise ValueError(
+                f"Unknown corruption {self.name!r}; valid names are: "
+                f"{', '.join(sorted(CORRUPTIONS))}.")
+        super()._validate_params()
+
+    def _apply(self, x01, g):
+        return CORRUPTIONS[self.name](x01, int(self.severity), g)
+
+
+class GaussianNoise(_ImageSource):
+    """Plain additive Gaussian pixel noise ``X + std * N(0, 1)``, clipped.
+
+    Parameters
+    ----------
+    std : float, default=0.1
+        Standard deviation, in units of the pixel range.
+    random_state : int, RandomState or None, default=None
+        Seeds the noise.
+    clip_min, clip_max : float, default=0.0, 1.0
+        Valid pixel range.
+    batch_size : int, default=1024
+        Images processed at once.
+    verbose : int, default=0
+        Show a progress bar (on a terminal).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources import GaussianNoise
+    >>> X = torch.full((2, 1, 8, 8), 0.5)
+    >>> out = GaussianNoise(std=0.1, random_state=0).generate(None, X)
+    >>> bool(out.min() >= 0 and out.max() <= 1)
+    True
+    """
+
+    _parameter_constraints = {
+        "std": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "clip_min": [Real],
+        "clip_max": [Real],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, std=0.1, *, random_state=None, clip_min=0.0, clip_max=1.0,
+                 batch_size=1024, verbose=0):
+        self.std = std
+        self.random_state = random_state
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def _apply(self, x01, g):
+        span = float(self.clip_max - self.clip_min)
+        return x01 + _randn(x01, g) * (self.std / span)

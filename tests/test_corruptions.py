@@ -1,0 +1,115 @@
+"""Batched torch corruptions: shapes, determinism, severities, reference stats."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from structnoise.sources import CORRUPTIONS, SEVERITY_PARAMETERS, Corruption, GaussianNoise
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from structnoise.datasets import load_digits_images
+
+    return torch.from_numpy(load_digits_images()[0][:64])
+
+
+def test_registry_covers_the_families():
+    assert len(CORRUPTIONS) >= 15
+    for name in ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
+                 "gaussian_blur", "defocus_blur", "motion_blur", "zoom_blur", "fog",
+                 "contrast", "brightness", "pixelate", "jpeg_compression",
+                 "elastic_transform", "rotate", "shear", "scale", "translate", "saturate"]:
+        assert name in CORRUPTIONS
+        assert len(SEVERITY_PARAMETERS[name]) == 5
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("shape", [(6, 1, 8, 8), (4, 3, 32, 32), (3, 1, 28, 20)])
+def test_shapes_range_determinism(name, shape):
+    X = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    X0 = X.clone()
+    a = Corruption(name, severity=3, random_state=0).generate(None, X)
+    b = Corruption(name, severity=3, random_state=0).generate(None, X)
+    assert a.shape == X.shape and a.dtype == X.dtype
+    assert torch.equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(X, X0)
+
+
+@pytest.mark.parametrize("name", sorted(set(CORRUPTIONS) - {"saturate"}))
+def test_stronger_with_severity(name, digits):
+    sizes = [float((Corruption(name, s, random_state=0).generate(None, digits) - digits)
+                   .abs().mean()) for s in (1, 3, 5)]
+    assert sizes[0] <= sizes[1] * 1.02 and sizes[1] <= sizes[2] * 1.02
+    assert sizes[2] > 0.01
+
+
+def test_float64_and_custom_range():
+    X = torch.rand(4, 1, 8, 8, dtype=torch.float64) * 2 - 1
+    out = Corruption("contrast", 2, clip_min=-1, clip_max=1).generate(None, X)
+    assert out.dtype == torch.float64
+    assert out.min() >= -1 and out.max() <= 1
+    # contrast pulls towards the mean in the [-1, 1] scale, like in [0, 1]
+    ref = Corruption("contrast", 2).generate(None, (X + 1) / 2) * 2 - 1
+    torch.testing.assert_close(out, ref)
+
+
+def test_gaussian_noise_source():
+    X = torch.full((2000, 1, 8, 8), 0.5)
+    out = GaussianNoise(std=0.1, random_state=0).generate(None, X)
+    assert abs(float((out - X).std()) - 0.1) < 0.005
+    assert GaussianNoise(std=0.1).kind == "naturalistic"
+    assert clone(GaussianNoise(std=0.2)).std == 0.2
+
+
+# like-for-like transforms: same formula as the reference package at 32 px
+LIKE_FOR_LIKE = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
+                 "gaussian_blur", "defocus_blur", "contrast", "brightness", "saturate",
+                 "jpeg_compression"]
+
+
+@pytest.mark.parametrize("name", LIKE_FOR_LIKE)
+def test_perturbation_size_matches_reference(name, digits):
+    ic = pytest.importorskip("imagecorruptions")
+    import torch.nn.functional as F
+
+    # 32 px colour images (the reference's minimum size) from upsampled digits
+    X = F.interpolate(digits[:32], size=(32, 32), mode="bilinear").repeat(1, 3, 1, 1)
+    X = X * 0.8 + 0.1 * torch.rand(32, 3, 1, 1, generator=torch.Generator().manual_seed(0))
+    Xu8 = (X.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    Xq = torch.from_numpy(Xu8).permute(0, 3, 1, 2).float() / 255
+    np.random.seed(0)
+    for severity in range(1, 6):
+        ours = float((Corruption(name, severity, random_state=0).generate(None, Xq) - Xq)
+                     .abs().mean())
+        ref = np.stack([ic.corrupt(im, severity=severity, corruption_name=name)
+                        for im in Xu8]).astype(np.float64) / 255
+        theirs = float(np.abs(ref - Xu8 / 255.0).mean())
+        assert ours == pytest.approx(theirs, rel=0.1), severity
+
+
+# ----------------------------------------------------------------- bad input
+def test_unknown_name_lists_valid():
+    with pytest.raises(ValueError, match="gaussian_noise.*translate|valid names"):
+        Corruption("snowstorm").generate(None, torch.rand(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize("severity", [0, 6])
+def test_severity_out_of_range(severity):
+    with pytest.raises(ValueError, match="severity"):
+        Corruption("contrast", severity).generate(None, torch.rand(2, 1, 8, 8))
+
+
+def test_bad_images():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        Corruption("contrast").generate(None, torch.rand(8, 8))
+    with pytest.raises(ValueError, match="clip"):
+        Corruption("contrast").generate(None, torch.rand(2, 1, 8, 8) + 1)
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        Corruption("contrast").generate(None, torch.rand(2, 2, 8, 8))
+    with pytest.raises(ValueError, match="at least 8x8"):
+        Corruption("contrast").generate(None, torch.rand(2, 1, 4, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        Corruption("contrast").generate(None, torch.full((2, 1, 8, 8), float("nan")))
