@@ -1,0 +1,482 @@
+"""NoisyNeuralNetClassifier: a skorch classifier with structured hidden noise."""
+
+import contextlib
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
+
+from .activations import ActivationPairs, check_layers
+from .fitters import StructuredNoiseFitter
+from .sources.base import ModificationSource
+
+__all__ = ["NoisyNeuralNetClassifier", "NoiseHook"]
+
+_MODES = ("train", "eval", "always")
+
+
+class _NoiseControl:
+    """Scale and mode shared by a net's hooks (kept in sync by the net).
+
+    The hooks live in the torch module, which skorch pickles separately;
+    they must not refer back to the net, so they read this small object.
+    """
+
+    def __init__(self, scale=1.0, mode="always"):
+        self.scale = float(scale)
+        self.mode = mode
+        self.enabled = True
+
+    def active(self, training):
+        if not self.enabled or self.scale == 0:
+            return False
+        return self.mode == "always" or (self.mode == "train") == bool(training)
+
+
+class NoiseHook:
+    """Forward hook adding ``control.scale * eps`` to a layer's output.
+
+    ``eps`` is drawn by the fitter's :meth:`~StructuredNoiseFitter.to_torch`
+    module on the activations' device, so there is no host-device copy per
+    step.
+
+    Parameters
+    ----------
+    noise : NoiseModule
+        Draws the noise (its own ``scale`` is the fitter's ``scale``).
+    control : object
+        Holds ``scale`` and ``active(training)``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from structnoise import StructuredNoiseFitter
+    >>> from structnoise.net import NoiseHook, _NoiseControl
+    >>> noise = StructuredNoiseFitter(random_state=0).fit(np.random.randn(50, 4)).to_torch()
+    >>> layer = torch.nn.Identity()
+    >>> _ = layer.register_forward_hook(NoiseHook(noise, _NoiseControl(scale=1.0)))
+    >>> bool((layer(torch.zeros(3, 4)) != 0).any())
+    True
+    """
+
+    def __init__(self, noise, control):
+        self.noise = noise
+        self.control = control
+
+    def __call__(self, module, inputs, output):
+        if not self.control.active(module.training):
+            return None
+        flat = output.reshape(output.shape[0], -1)
+        eps = self.noise.sample(flat.shape[0], device=output.device, dtype=output.dtype)
+        return output + (self.control.scale * self.noise.scale) * eps.reshape(output.shape)
+
+
+class _FitNoiseCallback(Callback):
+    """Fits the noise after the clean warm-up epochs, on the training split.
+
+    skorch hands ``dataset_train`` to ``on_epoch_end``: the validation split
+    (and, under cross-validation, the test fold, which never reaches
+    ``fit``) is never used to learn the noise.
+    """
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        if net._noise_pending() and len(net.history) >= net._warmup_epochs():
+            net._fit_noise_from_dataset(dataset_train)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # warm-up as long as training: fit the noise on the trained network
+        # (post-hoc noise), still on the training split only
+        if net._noise_pending() and X is not None:
+            dataset_train, _ = net.get_split_datasets(X, y)
+            net._fit_noise_from_dataset(dataset_train)
+
+
+class NoisyNeuralNetClassifier(NeuralNetClassifier):
+    """skorch ``NeuralNetClassifier`` with structured noise in hidden layers.
+
+    The paper's method end to end: ``fit`` trains ``noise_warmup_epochs``
+    clean epochs, collects (clean, modified) activation pairs at
+    ``noise_layers`` with ``noise_source`` on the training split, fits one
+    :class:`~structnoise.StructuredNoiseFitter` per layer, then trains the
+    remaining epochs with the noise injected by forward hooks.
+
+    Parameters
+    ----------
+    module : torch module class or instance
+        The network (see :mod:`structnoise.models`); it returns logits.
+    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+        Cross-entropy on logits (skorch's classifier default, NLLLoss, expects
+        log-probabilities; the reference models and the attacks use logits).
+    noise : StructuredNoiseFitter or dict, default=None
+        The noise estimator, cloned for each layer, or a dict layer -> fitter.
+        Fitted fitters are used as they are; None gives a plain network.
+        Its parameters can be routed as ``noise__structure="isotropic"`` etc.
+    noise_source : ModificationSource, default=None
+        Source of the modified inputs the noise is learned from (needed when
+        the fitters are not fitted).
+    noise_layers : str or list of str, default=None
+        Dotted layer names (default: the keys of a dict ``noise``).
+    noise_scale : float, default=1.0
+        Multiplier of the noise standard deviation; ``set_params`` after fit
+        takes effect at once (post-hoc noise).
+    noise_mode : {"always", "train", "eval"}, default="always"
+        When the noise is active: always (a stochastic network, as in the
+        paper), only in training mode, or only in eval mode.
+    noise_warmup_epochs : int, default=None
+        Clean epochs before the noise is fitted (default: half of
+        ``max_epochs``).
+    noise_batch_size : int, default=256
+        Images per batch when collecting activation pairs.
+    *args, **kwargs
+        Everything :class:`skorch.NeuralNetClassifier` takes (``max_epochs``,
+        ``lr``, ``device``, ``callbacks``, ``train_split``, ...).
+
+    Attributes
+    ----------
+    noise_ : dict
+        Layer name -> fitted :class:`~structnoise.StructuredNoiseFitter`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
+    >>> from structnoise.datasets import load_digits_images
+    >>> from structnoise.models import DigitsMLP
+    >>> from structnoise.sources import GaussianNoise
+    >>> X, y = load_digits_images()
+    >>> net = NoisyNeuralNetClassifier(
+    ...     DigitsMLP, noise=StructuredNoiseFitter(random_state=0),
+    ...     noise_source=GaussianNoise(0.2, random_state=0), noise_layers="body.2",
+    ...     max_epochs=4, lr=0.1, train_split=None, verbose=0)
+    >>> _ = net.fit(X[:300], y[:300])
+    >>> sorted(net.noise_)
+    ['body.2']
+    """
+
+    def __init__(self, module, *args, criterion=torch.nn.CrossEntropyLoss, noise=None,
+                 noise_source=None, noise_layers=None, noise_scale=1.0, noise_mode="always",
+                 noise_warmup_epochs=None, noise_batch_size=256, **kwargs):
+        super().__init__(module, *args, criterion=criterion, **kwargs)
+        self.noise = noise
+        self.noise_source = noise_source
+        self.noise_layers = noise_layers
+        self.noise_scale = noise_scale
+        self.noise_mode = noise_mode
+        self.noise_warmup_epochs = noise_warmup_epochs
+        self.noise_batch_size = noise_batch_size
+
+    # ------------------------------------------------------------------
+    # skorch plumbing
+    # ------------------------------------------------------------------
+    def _validate_params(self):
+        # ``noise__*`` params are routed to the fitters by us, not by skorch
+        saved = self._params_to_validate
+        self._params_to_validate = {k for k in saved if not k.startswith("noise__")}
+        try:
+            super()._validate_params()
+        finally:
+            self._params_to_validate = saved
+
+    def get_default_callbacks(self):
+        return super().get_default_callbacks() + [("structnoise_fit_noise", _FitNoiseCallback())]
+
+    def set_params(self, **kwargs):
+        super().set_params(**kwargs)
+        self._sync_control()
+        return self
+
+    def _sync_control(self):
+        control = getattr(self, "noise_control_", None)
+        if control is not None:
+            control.scale = float(self.noise_scale)
+            control.mode = self.noise_mode
+
+    def infer(self, x, **fit_params):
+        # direct attribute assignment (net.noise_scale = ...) also takes effect
+        self._sync_control()
+        return super().infer(x, **fit_params)
+
+    def fit(self, X, y=None, **fit_params):
+        """Train the network, learning the noise on the way (see the class doc).
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (N, C, H, W)
+            Training images.
+        y : array-like of shape (N,)
+            Labels.
+        **fit_params : dict
+            Passed on to skorch.
+
+        Returns
+        -------
+        self : NoisyNeuralNetClassifier
+            The fitted net.
+        """
+        self._check_noise_params()
+        if not self.warm_start or not self.initialized_:
+            # a fresh fit learns a fresh noise
+            self._remove_noise()
+            self.noise_ = {}
+        return super().fit(X, y, **fit_params)
+
+    # the hooks live in module_, which skorch pickles on its own: take them
+    # out while pickling and rebuild them (linked to this net) after loading
+    def __getstate__(self):
+        had_noise = bool(getattr(self, "noise_", None)) and hasattr(self, "module_")
+        if had_noise:
+            self._remove_noise()
+        try:
+            state = super().__getstate__()
+        finally:
+            if had_noise:
+                self._install_noise(self.noise_)
+        state["noise_hooks_"] = []
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if getattr(self, "noise_", None) and hasattr(self, "module_"):
+            self._install_noise(self.noise_)
+
+    # ------------------------------------------------------------------
+    # validation (before any training)
+    # ------------------------------------------------------------------
+    def _layer_names(self):
+        if isinstance(self.noise, dict):
+            layers = list(self.noise) if self.noise_layers is None else (
+                [self.noise_layers] if isinstance(self.noise_layers, str)
+                else list(self.noise_layers))
+            missing = [name for name in layers if name not in self.noise]
+            if missing:
+                raise ValueError(f"noise has no fitter for layer(s) {missing}.")
+            return layers
+        if self.noise_layers is None:
+            raise ValueError(
+                "noise_layers is required with a single noise fitter: name the layer(s) "
+                "to inject into, e.g. noise_layers='body.2'.")
+        return [self.noise_layers] if isinstance(self.noise_layers, str) else list(
+            self.noise_layers)
+
+    def _check_noise_params(self):
+        scale = self.noise_scale
+        if not isinstance(scale, Real) or isinstance(scale, bool) or not np.isfinite(scale) \
+                or scale < 0:
+            raise ValueError(f"noise_scale must be a non-negative number; got {scale!r}.")
+        if self.noise_mode not in _MODES:
+            raise ValueError(f"noise_mode must be one of {_MODES}; got {self.noise_mode!r}.")
+        w = self.noise_warmup_epochs
+        if w is not None and (not isinstance(w, Integral) or w < 0):
+            raise ValueError(f"noise_warmup_epochs must be a non-negative integer; got {w!r}.")
+        if self.noise is None:
+            if self.noise_source is not None:
+                raise ValueError(
+                    "noise_source is set but noise is None: pass noise=StructuredNoiseFitter() "
+                    "(the estimator the source's activation pairs are fitted with).")
+            return
+        fitters = self.noise.values() if isinstance(self.noise, dict) else [self.noise]
+        for f in fitters:
+            if not isinstance(f, StructuredNoiseFitter):
+                raise TypeError(
+                    "noise must be a StructuredNoiseFitter or a dict layer -> "
+                    f"StructuredNoiseFitter; got {type(f).__name__}.")
+        if self.noise_source is not None and not isinstance(self.noise_source,
+                                                            ModificationSource):
+            raise TypeError(
+                "noise_source must be a structnoise source (e.g. FGSM(eps=0.1)); got "
+                f"{type(self.noise_source).__name__}.")
+        unfitted = [f for f in fitters if not _is_fitted(f)]
+        if unfitted and self.noise_source is None:
+            raise ValueError(
+                "noise is not fitted and noise_source is None: give a source to learn the "
+                "noise from (e.g. noise_source=FGSM(eps=0.1)) or a fitted fitter.")
+        self._layer_names()
+
+    def _probe(self, X):
+        """One forward pass on two samples: shapes and layer widths, early."""
+        layers = check_layers(self.module_, self._layer_names())
+        widths = {}
+        handles = [sub.register_forward_hook(
+            lambda m, i, o, name=name: widths.__setitem__(name, o[0].numel()))
+            for name, sub in layers.items()]
+        try:
+            Xs = X[:2] if hasattr(X, "__getitem__") else X
+            ds = self.get_dataset(Xs)
+            xb = next(iter(self.get_iterator(ds, training=False)))
+            xb = xb[0] if isinstance(xb, (tuple, list)) else xb
+            was_training = self.module_.training
+            self.module_.eval()  # no batch-norm statistics updated by the probe
+            try:
+                with torch.no_grad(), self.noise_disabled():
+                    self.infer(xb)
+            finally:
+                self.module_.train(was_training)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"X of shape {getattr(X, 'shape', '?')} does not fit the module "
+                f"{type(self.module_).__name__}: {exc}") from exc
+        finally:
+            for h in handles:
+                h.remove()
+        return widths
+
+    def _check_widths(self, widths):
+        for name, fitter in self._fitters_for(self._layer_names()).items():
+            if _is_fitted(fitter) and fitter.n_features_in_ != widths[name]:
+                raise ValueError(
+                    f"The noise for layer {name!r} has width {fitter.n_features_in_}, but the "
+                    f"layer's activations have {widths[name]} features.")
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train (see :meth:`skorch.NeuralNet.partial_fit`), checking noise first."""
+        self._check_noise_params()
+        if not self.initialized_:
+            self.initialize()
+        if self.noise is not None:
+            self._check_widths(self._probe(X))
+            if not self._noise_pending() and not getattr(self, "noise_", None):
+                self._install_noise(self._fitters_for(self._layer_names()))
+        self._sync_control()
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    # ------------------------------------------------------------------
+    # noise
+    # ------------------------------------------------------------------
+    def _fitters_for(self, layers):
+        """One fitter per layer: the dict's, or clones of the single one.
+
+        ``noise__*`` parameters are applied to every clone; each layer gets
+        its own seed derived from the fitter's ``random_state``.
+        """
+        routed = self.get_params_for("noise")
+        if isinstance(self.noise, dict):
+            fitters = {name: self.noise[name] for name in layers}
+        else:
+            if _is_fitted(self.noise) and not routed:
+                return {name: self.noise for name in layers}
+            seeds = check_random_state(self.noise.random_state).randint(0, 2**31 - 1,
+                                                                        len(layers))
+            fitters = {}
+            for name, seed in zip(layers, seeds):
+                f = clone(self.noise)
+                if self.noise.random_state is not None:
+                    f.set_params(random_state=int(seed))
+                fitters[name] = f
+        if routed:
+            fitters = {name: (clone(f) if _is_fitted(f) else f).set_params(**routed)
+                       for name, f in fitters.items()}
+        return fitters
+
+    def _noise_pending(self):
+        """Whether the noise still has to be learned from the source."""
+        if self.noise is None or getattr(self, "noise_", None):
+            return False
+        fitters = self._fitters_for(self._layer_names())
+        return any(not _is_fitted(f) for f in fitters.values())
+
+    def _warmup_epochs(self):
+        if self.noise_warmup_epochs is not None:
+            return int(self.noise_warmup_epochs)
+        return max(1, int(self.max_epochs) // 2)
+
+    def _fit_noise_from_dataset(self, dataset):
+        """Collect pairs on ``dataset`` (the training split) and fit the noise."""
+        Xs, ys = [], []
+        for batch in self.get_iterator(dataset, training=False):
+            xb, yb = batch if isinstance(batch, (tuple, list)) else (batch, None)
+            Xs.append(torch.as_tensor(xb))
+            ys.append(None if yb is None else torch.as_tensor(yb))
+        X = torch.cat(Xs)
+        y = None if ys[0] is None else torch.cat(ys)
+        self.fit_noise(X, y)
+
+    def fit_noise(self, X, y=None):
+        """Learn the noise from ``noise_source`` on ``(X, y)`` with the current weights.
+
+        Called by ``fit`` after the warm-up epochs; call it yourself for
+        post-hoc noise on a trained network.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (N, C, H, W)
+            Training images.
+        y : array-like of shape (N,), default=None
+            Their labels (the source uses the predictions when None).
+
+        Returns
+        -------
+        self : NoisyNeuralNetClassifier
+            With ``noise_`` fitted and installed.
+        """
+        self._check_noise_params()
+        layers = self._layer_names()
+        fitters = self._fitters_for(layers)
+        todo = [name for name, f in fitters.items() if not _is_fitted(f)]
+        if todo:
+            if self.noise_source is None:
+                raise ValueError("noise_source is required to fit the noise.")
+            self._remove_noise()
+            pairs = ActivationPairs(self, todo, self.noise_source,
+                                    batch_size=self.noise_batch_size).fit_transform(X, y)
+            for name in todo:
+                fitters[name].fit(pairs[name])
+        self._install_noise(fitters)
+        return self
+
+    def _remove_noise(self):
+        for handle in getattr(self, "noise_hooks_", []):
+            handle.remove()
+        self.noise_hooks_ = []
+
+    def _install_noise(self, fitters):
+        """Register one forward hook per layer; no host-device copy per step."""
+        self._remove_noise()
+        control = getattr(self, "noise_control_", None) or _NoiseControl()
+        self.noise_control_ = control
+        self._sync_control()
+        layers = check_layers(self.module_, list(fitters))
+        device = next((p.device for p in self.module_.parameters()), None)
+        for name, sub in layers.items():
+            noise = fitters[name].to_torch(device=device)
+            self.noise_hooks_.append(sub.register_forward_hook(NoiseHook(noise, control)))
+        self.noise_ = dict(fitters)
+
+    @contextlib.contextmanager
+    def noise_disabled(self):
+        """Context in which the network runs without its noise."""
+        control = getattr(self, "noise_control_", None)
+        if control is None:
+            yield self
+            return
+        before = control.enabled
+        control.enabled = False
+        try:
+            yield self
+        finally:
+            control.enabled = before
+
+    @property
+    def noise_active_in_eval(self):
+        """Whether predictions are stochastic (noise on in eval mode)."""
+        control = getattr(self, "noise_control_", None)
+        return bool(getattr(self, "noise_", None)) and control is not None and \
+            float(self.noise_scale) > 0 and self.noise_mode in ("always", "eval")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = True
+        return tags
+
+
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+        return True
+    except NotFittedError:
+        return False
