@@ -363,7 +363,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             seeds = check_random_state(self.noise.random_state).randint(0, 2**31 - 1,
                                                                         len(layers))
             fitters = {}
-            for name, seed in zip(layers, seeds):
+            for name, seed in zip(layers, seeds, strict=True):
                 f = clone(self.noise)
                 if self.noise.random_state is not None:
                     f.set_params(random_state=int(seed))

@@ -53,9 +53,8 @@ def test_transform_uses_predictions(images):
     model = DigitsMLP().eval()
     ap = ActivationPairs(model, "body.4", FGSM(eps=0.1)).fit(X)
     pred = model(X).argmax(1)
-    np.testing.assert_allclose(ap.transform(X),
-                               ActivationPairs(model, "body.4", FGSM(eps=0.1)).fit_transform(X, pred),
-                               rtol=1e-5, atol=1e-6)
+    expected = ActivationPairs(model, "body.4", FGSM(eps=0.1)).fit_transform(X, pred)
+    np.testing.assert_allclose(ap.transform(X), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_clone_keeps_a_module_fitted(images):

@@ -63,9 +63,9 @@ def test_missing_torchvision_fails_only_where_needed():
 
 def test_zero_gradients_provided():
     import torch
+    from torch.autograd import gradcheck  # noqa: F401
 
     import structnoise  # noqa: F401
-    from torch.autograd import gradcheck  # noqa: F401
 
     mod = sys.modules["torch.autograd.gradcheck"]
     x = torch.ones(3, requires_grad=True)

@@ -1,6 +1,5 @@
 """Attack wrappers: equality with raw advertorch, EOT, labels, bad input."""
 
-import numpy as np
 import pytest
 import torch
 from sklearn.base import clone

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from structnoise.models import ColourCNN, DigitsCNN, DigitsMLP, MNISTCNN
+from structnoise.models import MNISTCNN, ColourCNN, DigitsCNN, DigitsMLP
 
 
 @pytest.mark.parametrize("cls,shape,layers", [

@@ -570,7 +570,8 @@ class LinfSPSA(_AdvertorchAttack):
     >>> import torch
     >>> from structnoise.sources import LinfSPSA
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
-    >>> LinfSPSA(eps=0.1, nb_sample=8, max_batch_size=8).generate(model, torch.rand(2, 1, 8, 8)).shape
+    >>> spsa = LinfSPSA(eps=0.1, nb_sample=8, max_batch_size=8)
+    >>> spsa.generate(model, torch.rand(2, 1, 8, 8)).shape
     torch.Size([2, 1, 8, 8])
     """
 

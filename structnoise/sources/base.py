@@ -96,7 +96,8 @@ def validate_images(X, clip_min=0.0, clip_max=1.0):
         try:
             arr = np.asarray(X)
         except Exception as exc:  # pragma: no cover - exotic input
-            raise TypeError(f"X must be a tensor or array of images; got {type(X).__name__}.") from exc
+            raise TypeError(
+                f"X must be a tensor or array of images; got {type(X).__name__}.") from exc
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
             raise TypeError(f"X must hold numbers; got dtype {arr.dtype}.")
         Xt = torch.from_numpy(np.ascontiguousarray(arr))
