@@ -113,3 +113,46 @@ def test_bad_images():
         Corruption("contrast").generate(None, torch.rand(2, 1, 4, 4))
     with pytest.raises(ValueError, match="NaN"):
         Corruption("contrast").generate(None, torch.full((2, 1, 8, 8), float("nan")))
+
+
+# ------------------------------------------- fast paths vs naive references
+def _naive_conv_replicate(x, k):
+    """Direct sliding-window correlation with replicate borders (slow, obvious)."""
+    n, c, h, w = x.shape
+    kh, kw = k.shape
+    out = torch.zeros_like(x)
+    for i in range(h):
+        for j in range(w):
+            for a in range(kh):
+                for b in range(kw):
+                    ii = min(max(i + a - kh // 2, 0), h - 1)
+                    jj = min(max(j + b - kw // 2, 0), w - 1)
+                    out[..., i, j] += k[a, b] * x[..., ii, jj]
+    return out
+
+
+@pytest.mark.parametrize("size", [3, 9])  # direct and FFT paths
+def test_conv_same_matches_naive(size):
+    from structnoise.sources.corruptions import _conv_same
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 10, 9, generator=g, dtype=torch.float64)
+    k = torch.rand(size, size, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(_conv_same(x, k), _naive_conv_replicate(x, k))
+
+
+def test_separable_blur_matches_naive():
+    from structnoise.sources.corruptions import _gaussian_kernel1d, _separable
+
+    x = torch.rand(2, 1, 12, 11, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    k = _gaussian_kernel1d(1.3, "cpu").double()
+    torch.testing.assert_close(_separable(x, k, k), _naive_conv_replicate(x, torch.outer(k, k)))
+
+
+def test_jpeg_dct_is_orthonormal_dct():
+    from scipy.fft import dct
+
+    from structnoise.sources.corruptions import _dct_matrix
+
+    D = _dct_matrix("cpu", torch.float64).numpy()
+    np.testing.assert_allclose(D, dct(np.eye(8), norm="ortho", axis=0), atol=1e-12)

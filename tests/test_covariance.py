@@ -149,3 +149,14 @@ def test_cuda_matches_cpu(rng):  # pragma: no cover - no GPU in CI
     assert cov.device.type == "cuda"
     cov_sk, s_sk = skcov.ledoit_wolf(X)
     assert _relerr(cov.cpu().numpy(), cov_sk) < 1e-6 and s == pytest.approx(s_sk, rel=1e-6)
+
+
+def test_float32_uncentred_fast_path_accuracy():
+    # a small mean (within a standard deviation) takes the raw-sum path
+    rng = np.random.default_rng(1)
+    X = (rng.standard_normal((3000, 64)) + 0.3).astype(np.float32)
+    for fn in (ledoit_wolf, oas):
+        cov32, s32 = fn(X)
+        cov64, s64 = fn(X.astype(np.float64))
+        assert _relerr(cov32, cov64) < 1e-5
+        assert s32 == pytest.approx(s64, rel=1e-5)

@@ -124,10 +124,17 @@ def _conv_same(x, kernel):
     n, c, h, w = x.shape
     kh, kw = kernel.shape[-2:]
     pad = (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2)
-    # all planes as a batch of single-channel images: a plain (not depthwise)
-    # convolution, which has the fast CPU kernels
     planes = F.pad(x.reshape(n * c, 1, h, w), pad, mode="replicate")
-    return F.conv2d(planes, kernel.to(x)[None, None]).reshape(n, c, h, w)
+    k = kernel.to(x)
+    if kh * kw < 49:
+        # all planes as a batch of single-channel images: a plain (not
+        # depthwise) convolution, which has the fast CPU kernels
+        return F.conv2d(planes, k[None, None]).reshape(n, c, h, w)
+    # large kernels: FFT (cross-correlation = convolution with the flipped kernel)
+    H, W = planes.shape[-2:]
+    spectrum = torch.fft.rfft2(planes[:, 0]) * torch.fft.rfft2(torch.flip(k, (0, 1)), s=(H, W))
+    full = torch.fft.irfft2(spectrum, s=(H, W))
+    return full[:, kh - 1:kh - 1 + h, kw - 1:kw - 1 + w].reshape(n, c, h, w)
 
 
 def _gaussian_kernel1d(sigma, device):
