@@ -49,6 +49,15 @@ class CovarianceMemoryError(MemoryError, ValueError):
 
     It subclasses both :class:`MemoryError` and :class:`ValueError`, so code
     that validates input with ``except ValueError`` catches it too.
+
+    Examples
+    --------
+    >>> from structnoise.covariance import CovarianceMemoryError, check_covariance_memory
+    >>> try:
+    ...     check_covariance_memory(10**7)
+    ... except ValueError as exc:
+    ...     print(type(exc).__name__)
+    CovarianceMemoryError
     """
 
 
