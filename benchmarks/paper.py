@@ -155,7 +155,7 @@ def load_data(cfg, seed):
 
 
 def module_class(cfg):
-    from structnoise.models import DigitsCNN, MNISTCNN
+    from structnoise.models import MNISTCNN, DigitsCNN
 
     return DigitsCNN if cfg.dataset == "digits" else MNISTCNN
 
@@ -301,13 +301,10 @@ def run(cfg, out, fresh=False, verbose=True):
                disable=not verbose or not sys.stderr.isatty())
     for seed in range(cfg.seeds):
         X, y, X_val, y_val, X_test, y_test = load_data(cfg, seed)
-        n_expected = {True: len(eval_plan(cfg, True)), False: len(eval_plan(cfg, False))}
-
-        def complete(src, st):
+        def complete(src, st, seed=seed):
             curves = src == "none" or src in cfg.curve_sources
-            got = sum(results.has(dataset=cfg.dataset, seed=seed, noise_source=src,
-                                  structure=st, eval_source=e) for e in eval_plan(cfg, curves))
-            return got == n_expected[curves]
+            return all(results.has(dataset=cfg.dataset, seed=seed, noise_source=src,
+                                   structure=st, eval_source=e) for e in eval_plan(cfg, curves))
 
         if all(complete(s, st) for s, st in plan_networks):
             bar.update(len(plan_networks))

@@ -38,11 +38,11 @@ def bench_speed(sizes, repeats):
             X = (rng.standard_normal((n, d)) + 0.5).astype(dtype)
             syrk = blas.dsyrk if dtype == np.float64 else blas.ssyrk
             t = interleaved({
-                "ours_lw": lambda: ledoit_wolf(X),
-                "ours_oas": lambda: oas(X),
-                "sklearn_lw": lambda: LedoitWolf(store_precision=False).fit(X),
-                "sklearn_oas": lambda: OAS(store_precision=False).fit(X),
-                "syrk": lambda: syrk(1.0, X.T, trans=0),
+                "ours_lw": lambda X=X: ledoit_wolf(X),
+                "ours_oas": lambda X=X: oas(X),
+                "sklearn_lw": lambda X=X: LedoitWolf(store_precision=False).fit(X),
+                "sklearn_oas": lambda X=X: OAS(store_precision=False).fit(X),
+                "syrk": lambda X=X, syrk=syrk: syrk(1.0, X.T, trans=0),
             }, repeats=repeats, warmup=1)
             rows.append({
                 "n": n, "d": d, "dtype": np.dtype(dtype).name,
