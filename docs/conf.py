@@ -47,3 +47,7 @@ sphinx_gallery_conf = {
 # advertorch and skorch warn about deprecated torch APIs while the examples run
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
+
+# "Examples using X" mini-galleries on the API pages
+sphinx_gallery_conf["doc_module"] = ("structnoise",)
+sphinx_gallery_conf["backreferences_dir"] = "generated/backreferences"

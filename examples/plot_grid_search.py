@@ -29,6 +29,7 @@ search = GridSearchCV(net, grid, cv=2, n_jobs=2, refit="fgsm",
                       scoring=robust_scoring({"fgsm": FGSM(eps=0.1)}, eot_samples=4))
 search.fit(X[:800], y[:800])
 
+pd.set_option("display.width", 140)
 results = pd.DataFrame(search.cv_results_)
 table = results[["param_noise_scale", "param_noise__structure", "param_noise_source",
                  "mean_test_clean", "mean_test_fgsm"]]
