@@ -86,7 +86,9 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
     covariance_ : ndarray of shape (n_features, n_features)
         Covariance of the noise drawn (shrunk, then structured).
     shrinkage_ : float
-        Shrinkage intensity used.
+        Shrinkage intensity used (0.0 for ``structure="isotropic"`` with an
+        estimated intensity: it cannot change isotropic noise, whose variance
+        is the trace over d, so it is not computed).
     location_ : ndarray of shape (n_features,)
         Mean delta (zeros when ``assume_centered``).
     factor_ : ndarray
@@ -303,12 +305,11 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
             moments = {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
                        for k, v in moments.items()}
             mean = mean.cpu().numpy()
-        if self.structure == "isotropic" and isinstance(self.shrinkage, str):
-            # shrinking towards trace/d * I keeps the trace, so the isotropic
-            # noise does not depend on the intensity: report it only when the
-            # full moments were kept
-            cov, shrink = shrunk_from_moments(moments, None) if moments["norm4"] is None \
-                else shrunk_from_moments(moments, self.shrinkage)
+        if moments["norm4"] is None and isinstance(self.shrinkage, str):
+            # isotropic noise from O(d) sums: shrinking towards trace/d * I keeps
+            # the trace, so the estimated intensity cannot change this noise
+            # and is not computed (it needs the d x d moments)
+            cov, shrink = shrunk_from_moments(moments, None)
         else:
             cov, shrink = shrunk_from_moments(moments, self.shrinkage)
         cov = np.asarray(cov, dtype=np.float64)

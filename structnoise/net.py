@@ -306,7 +306,9 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             lambda m, i, o, name=name: widths.__setitem__(name, o[0].numel()))
             for name, sub in layers.items()]
         try:
-            Xs = X[:2] if hasattr(X, "__getitem__") else X
+            # two samples suffice for arrays and tensors; other inputs skorch
+            # accepts (dicts, Datasets) go through whole
+            Xs = X[:2] if isinstance(X, (np.ndarray, torch.Tensor)) else X
             ds = self.get_dataset(Xs)
             xb = next(iter(self.get_iterator(ds, training=False)))
             xb = xb[0] if isinstance(xb, (tuple, list)) else xb
