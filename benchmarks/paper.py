@@ -563,6 +563,8 @@ def write_report(cfg, frame, out, seconds):
              f"- Noise scale per network chosen among {list(cfg.scales)} on a validation "
              f"split of {cfg.n_val} images (criterion: mean of clean accuracy and accuracy "
              "under the noise source), never on the test split.",
+             *([f"- **Reduced run**: {cfg.n_train} training images (of the full training "
+                "set)."] if cfg.n_train else []),
              f"- Evaluation on {cfg.n_test} held-out images. Attacks at L-inf eps={cfg.eps} "
              f"(FGSM; PGD {cfg.pgd_iter} iterations) and L2 eps={cfg.l2_eps}; networks with "
              f"noise are attacked with EOT ({cfg.eot} draws per gradient). Corruptions "
@@ -617,6 +619,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds")
     parser.add_argument("--n-train", type=int, default=None,
                         help="use only this many training images (reduced runs)")
+    parser.add_argument("--n-test", type=int, default=None,
+                        help="evaluate on this many held-out images (reduced runs)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--out", default=os.path.join("benchmarks", "results", "bench"))
     parser.add_argument("--fresh", action="store_true", help="discard earlier rows")
@@ -632,6 +636,8 @@ def main(argv=None):
         cfg.seeds = args.seeds
     if args.n_train is not None:
         cfg.n_train = args.n_train
+    if args.n_test is not None:
+        cfg.n_test = args.n_test
     cfg.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "config.json"), "w") as fh:

@@ -422,6 +422,15 @@ def _generator(random_state, device):
     return g
 
 
+_IMAGE_SOURCE_CONSTRAINTS = {
+    "random_state": ["random_state"],
+    "clip_min": [Real],
+    "clip_max": [Real],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "verbose": ["verbose"],
+}
+
+
 class _ImageSource(ModificationSource):
     """Shared body: validate, rescale to [0, 1], apply in batches, map back."""
 
@@ -501,11 +510,7 @@ class Corruption(_ImageSource):
     _parameter_constraints = {
         "name": [StrOptions(set(CORRUPTIONS))],
         "severity": [Interval(Integral, 1, 5, closed="both")],
-        "random_state": ["random_state"],
-        "clip_min": [Real],
-        "clip_max": [Real],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "verbose": ["verbose"],
+        **_IMAGE_SOURCE_CONSTRAINTS,
     }
 
     def __init__(self, name="gaussian_noise", severity=3, *, random_state=None, clip_min=0.0,
@@ -557,11 +562,7 @@ class GaussianNoise(_ImageSource):
 
     _parameter_constraints = {
         "std": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "clip_min": [Real],
-        "clip_max": [Real],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "verbose": ["verbose"],
+        **_IMAGE_SOURCE_CONSTRAINTS,
     }
 
     def __init__(self, std=0.1, *, random_state=None, clip_min=0.0, clip_max=1.0,
