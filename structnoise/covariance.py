@@ -144,22 +144,13 @@ def _as_host_numpy(X):
     return X
 
 
-def _syrk_update(C, Y):
-    """C += Y.T @ Y, upper triangle only (C is Fortran-ordered, in place)."""
-    syrk = blas.dsyrk if C.dtype == np.float64 else blas.ssyrk
-    # Y is C-ordered (b, d): Y.T is a Fortran-ordered (d, b) view, so BLAS
-    # reads it without a copy and computes (Y.T) @ (Y.T).T = Y.T @ Y.
-    out = syrk(1.0, np.asarray(Y.T, order="F"), beta=1.0, c=C, trans=0,
-               lower=0, overwrite_c=1)
-    if out is not C:  # pragma: no cover - scipy copies non-Fortran c
-        C[...] = out
+def _add_gram(M, Y):
+    """M += Y.T @ Y in place (M is the full symmetric matrix).
 
-
-def _symmetrize_upper(C):
-    """Fill the lower triangle of a syrk result from its upper triangle."""
-    il = np.tril_indices(C.shape[0], -1)
-    C[il] = C.T[il]
-    return C
+    ``np.dot(Y.T, Y)`` is recognised by numpy as a symmetric product and
+    runs as one BLAS ``syrk`` (half a GEMM), then mirrors the triangle.
+    """
+    M += np.dot(Y.T, Y)
 
 
 class MomentAccumulator:
@@ -224,15 +215,14 @@ class MomentAccumulator:
             self.norm2_y = torch.zeros(d, dtype=torch.float64, device=self.device)
         else:
             if self.full:
-                self.moment = np.zeros((d, d), dtype=self.dtype, order="F")
+                self.moment = np.zeros((d, d), dtype=self.dtype)
             else:
                 self.moment = np.zeros(d, dtype=np.float64)
             self.sum = np.zeros(d)
             self.norm2_y = np.zeros(d)
-        self._upper_only = self.full and not self._cuda
 
     # -- accumulation -----------------------------------------------------
-    def update(self, X, origin=None, _sum_known=False):
+    def update(self, X, origin=None, _sum_known=False, _norms=True):
         """Add the rows of ``X`` (n, d) to the sums.
 
         Parameters
@@ -261,8 +251,8 @@ class MomentAccumulator:
         # block costs more in page faults than the subtraction itself
         buf = np.empty((min(self.block_size, X.shape[0]), X.shape[1]), dtype=X.dtype) \
             if centre else None
-        # uncentred contiguous data needs no copy: one syrk over all rows is
-        # faster than several (each call re-reads and re-writes the d x d
+        # uncentred contiguous data needs no copy: one product over all rows
+        # is faster than several (each re-reads and re-writes the d x d
         # output); blocks are only needed to bound the centred copies
         step = self.block_size if centre or not X.flags.c_contiguous else X.shape[0]
         for start in range(0, X.shape[0], step):
@@ -272,12 +262,15 @@ class MomentAccumulator:
             else:
                 Y = np.ascontiguousarray(block)
             if self.full:
-                _syrk_update(self.moment, Y.astype(self.dtype, copy=False))
+                _add_gram(self.moment, Y.astype(self.dtype, copy=False))
             else:
                 self.moment += np.einsum("ij,ij->j", Y, Y, dtype=np.float64)
-            norm2 = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
-            self.norm4 += float(norm2 @ norm2)
-            self.norm2_y += norm2 @ Y
+            if _norms:  # only Ledoit-Wolf needs them (OAS does not)
+                norm2 = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+                self.norm4 += float(norm2 @ norm2)
+                # a matrix-vector product in the data's type: upcasting a float32
+                # block would copy it
+                self.norm2_y += norm2.astype(Y.dtype) @ Y
             if not _sum_known:
                 self.sum += Y.sum(axis=0, dtype=np.float64)
         self.count += X.shape[0]
@@ -310,10 +303,7 @@ class MomentAccumulator:
         """The symmetric second moment as float64 (a copy)."""
         if self._cuda:
             return self.moment.double().clone()
-        M = self.moment.astype(np.float64, copy=True)
-        if self._upper_only:
-            _symmetrize_upper(M)
-        return M
+        return self.moment.astype(np.float64, copy=True)
 
     def shifted_moments(self, new_origin):
         """The sums about ``new_origin`` (exact algebra, no pass over data).
@@ -395,12 +385,10 @@ class MomentAccumulator:
                             + 2.0 * float((other.sum * t).sum()) * t + T * other.sum
                             + n2 * T * t)
             self.norm4 += o["norm4"]
-        if self._upper_only:
-            self.moment += o["moment"].astype(self.dtype)
-        elif self._cuda:
+        if self._cuda:
             self.moment += o["moment"].to(self.moment.dtype)
         else:
-            self.moment += o["moment"]
+            self.moment += o["moment"].astype(self.moment.dtype, copy=False)
         self.sum = self.sum + o["sum"]
         self.count += other.count
         return self
@@ -536,37 +524,39 @@ def _needs_centring(X, mean, block_size):
 
 
 def _estimate_host(X, assume_centered, method, block_size):
-    """Batch estimate on host memory: one pass of blocked ``syrk``."""
+    """Batch estimate on host memory: one symmetric product (``syrk``) pass."""
     n, d = X.shape
     acc = MomentAccumulator(d, dtype=X.dtype, block_size=block_size)
     mean = np.zeros(d) if assume_centered else X.mean(axis=0, dtype=np.float64)
     centre = _needs_centring(X, mean, block_size)
     # the sum of the rows about the origin is known from the mean: skip it
-    acc.update(X, origin=mean if centre else np.zeros(d), _sum_known=True)
-    U = acc.moment  # upper triangle of the second moment, Fortran order
+    norms = method == "ledoit_wolf"
+    acc.update(X, origin=mean if centre else np.zeros(d), _sum_known=True, _norms=norms)
+    M = acc.moment  # the second moment about the origin (full, symmetric)
     norm4 = acc.norm4
-    symv = blas.dsymv if U.dtype == np.float64 else blas.ssymv
-    syr = blas.dsyr if U.dtype == np.float64 else blas.ssyr
     if not centre and np.any(mean):
         # move the raw sums to the mean (t = -mean, sum = n * mean): see
         # MomentAccumulator.shifted_moments for the general formula
-        T = float(mean @ mean)
-        a = float(np.sum(U.diagonal(), dtype=np.float64))
-        mMm = float(mean @ symv(1.0, U, mean.astype(U.dtype), lower=0))
-        norm4 = norm4 + 4.0 * mMm - 4.0 * float(mean @ acc.norm2_y) \
-            + 2.0 * T * a - 3.0 * n * T * T
-        syr(-float(n), mean.astype(U.dtype), a=U, lower=0, overwrite_a=1)
-    diag = U.diagonal().astype(np.float64)
+        if norms:
+            T = float(mean @ mean)
+            a = float(np.sum(M.diagonal(), dtype=np.float64))
+            mMm = float(mean @ (M @ mean.astype(M.dtype)))
+            norm4 = norm4 + 4.0 * mMm - 4.0 * float(mean @ acc.norm2_y) \
+                + 2.0 * T * a - 3.0 * n * T * T
+        # in place rank-one update: M -= n * mean mean^T (M.T is M's
+        # Fortran-ordered view, the order BLAS updates in place)
+        ger = blas.dger if M.dtype == np.float64 else blas.sger
+        m = mean.astype(M.dtype)
+        ger(-float(n), m, m, a=M.T, overwrite_a=1)
+    diag = M.diagonal().astype(np.float64)
     trace = float(diag.sum()) / n
     if isinstance(method, str) and d > 1:
-        flat = U.ravel(order="K")
-        upper2 = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
-        frob2 = (2.0 * upper2 - float(diag @ diag)) / (n * n)
+        flat = M.ravel()
+        frob2 = float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / (n * n)
         s = _shrinkage_intensity(method, n, d, trace, frob2, norm4)
     else:
         s = 0.0 if method is None or isinstance(method, str) else float(method)
-    # U + U.T is the symmetric matrix with a doubled diagonal: fix it after
-    cov = np.add(U, U.T, out=np.empty((d, d), dtype=U.dtype))
+    cov = M  # scaled in place: the accumulator is ours alone
     cov *= (1.0 - s) / n
     np.fill_diagonal(cov, diag * (1.0 - s) / n + s * trace / d)
     return cov, float(s)

@@ -345,7 +345,13 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             if not self._noise_pending() and not getattr(self, "noise_", None):
                 self._install_noise(self._fitters_for(self._layer_names()))
         self._sync_control()
-        return super().partial_fit(X, y, classes=classes, **fit_params)
+        super().partial_fit(X, y, classes=classes, **fit_params)
+        if self.noise is not None and self._noise_pending():
+            # the callback did not run (e.g. callbacks="disable"): fit the noise
+            # now, still on the training split only
+            dataset_train, _ = self.get_split_datasets(X, y, **fit_params)
+            self._fit_noise_from_dataset(dataset_train)
+        return self
 
     # ------------------------------------------------------------------
     # noise

@@ -174,3 +174,9 @@ def test_wrong_input_shape(digits):
     X, y = digits
     with pytest.raises(ValueError, match="does not fit the module"):
         make_net().fit(np.zeros((20, 1, 5, 5), dtype=np.float32), y[:20])
+
+
+def test_noise_fitted_even_with_callbacks_disabled(digits):
+    X, y = digits
+    net = make_net(callbacks="disable").fit(X, y)
+    assert "body.2" in net.noise_
