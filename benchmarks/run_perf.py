@@ -37,7 +37,8 @@ def main(argv=None):
              "Every figure is a ratio measured side by side in this run (minimum over "
              "repeats, interleaved).", "",
              "## Covariance (issue #3)", "",
-             "| n | d | dtype | vs sklearn LedoitWolf | vs sklearn OAS | ours LW / one X.T @ X (syrk) |",
+             "| n | d | dtype | vs sklearn LedoitWolf | vs sklearn OAS "
+             "| ours LW / one X.T @ X (syrk) |",
              "|---|---|---|---|---|---|"]
     for r in cov_rows:
         lines.append(f"| {r['n']} | {r['d']} | {r['dtype']} | {r['speedup_vs_sklearn_lw']:.2f}x "
