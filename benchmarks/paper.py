@@ -619,6 +619,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds")
     parser.add_argument("--n-train", type=int, default=None,
                         help="use only this many training images (reduced runs)")
+    parser.add_argument("--n-val", type=int, default=None,
+                        help="validation images for choosing the noise scale (reduced runs)")
     parser.add_argument("--n-test", type=int, default=None,
                         help="evaluate on this many held-out images (reduced runs)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
@@ -638,6 +640,8 @@ def main(argv=None):
         cfg.n_train = args.n_train
     if args.n_test is not None:
         cfg.n_test = args.n_test
+    if args.n_val is not None:
+        cfg.n_val = args.n_val
     cfg.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "config.json"), "w") as fh:
