@@ -11,6 +11,7 @@ from .sources.base import (
     ModificationSource,
     batches,
     module_device,
+    module_dtype,
     progress,
     resolve_module,
     validate_images,
@@ -210,7 +211,7 @@ class ActivationPairs(TransformerMixin, BaseEstimator):
         yt = validate_labels(y, Xt.shape[0])
         device = torch.device(self.device) if self.device is not None else module_device(module)
         layers = [self.layers] if isinstance(self.layers, str) else list(self.layers)
-        dtype = next((p.dtype for p in module.parameters()), torch.float32)
+        dtype = module_dtype(module)
         out = {name: [] for name in layers}
         was_training = module.training
         module.eval()

@@ -64,10 +64,10 @@ def _predict(estimator, X):
     if hasattr(estimator, "predict"):
         return np.asarray(estimator.predict(X.cpu().numpy() if isinstance(X, torch.Tensor)
                                             else X))
-    from .sources.base import predict_logits, resolve_module
+    from .sources.base import module_dtype, predict_logits, resolve_module
 
     module = resolve_module(estimator)
-    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    dtype = module_dtype(module)
     was_training = module.training
     module.eval()
     try:

@@ -31,6 +31,7 @@ from .base import (
     batches,
     check_logits,
     module_device,
+    module_dtype,
     predict_logits,
     progress,
     resolve_module,
@@ -109,14 +110,11 @@ class _AdvertorchAttack(ModificationSource):
             Adversarial images, on ``X``'s device with ``X``'s dtype.
         """
         self._validate_params()
-        if self.clip_min >= self.clip_max:
-            raise ValueError(
-                f"clip_min must be below clip_max; got [{self.clip_min}, {self.clip_max}].")
         module = resolve_module(model)
         Xt = validate_images(X, self.clip_min, self.clip_max)
         yt = validate_labels(y, Xt.shape[0])
         device = module_device(module)
-        dtype = next((p.dtype for p in module.parameters()), torch.float32)
+        dtype = module_dtype(module)
         attack_cls = getattr(import_advertorch(), self._advertorch_class)
         out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
         with attack_mode(module), quiet(), _seeded(self.random_state, device):

@@ -90,6 +90,8 @@ def validate_images(X, clip_min=0.0, clip_max=1.0):
 
     The tensor may share memory with ``X``: callers never modify it in place.
     """
+    if not clip_min < clip_max:
+        raise ValueError(f"clip_min must be below clip_max; got [{clip_min}, {clip_max}].")
     if isinstance(X, torch.Tensor):
         Xt = X.detach()
     else:
@@ -155,6 +157,11 @@ def module_device(module):
     for tensor in list(module.parameters()) + list(module.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+def module_dtype(module):
+    """Floating dtype of the module's parameters (float32 if it has none)."""
+    return next((p.dtype for p in module.parameters()), torch.float32)
 
 
 @contextlib.contextmanager

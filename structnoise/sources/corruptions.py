@@ -455,9 +455,6 @@ class _ImageSource(ModificationSource):
             On ``X``'s device with ``X``'s dtype, clipped to the valid range.
         """
         self._validate_params()
-        if self.clip_min >= self.clip_max:
-            raise ValueError(
-                f"clip_min must be below clip_max; got [{self.clip_min}, {self.clip_max}].")
         if X is None:
             raise ValueError("X (images of shape (N, C, H, W)) is required.")
         Xt = validate_images(X, self.clip_min, self.clip_max)
