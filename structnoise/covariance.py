@@ -123,9 +123,10 @@ def check_covariance_memory(n_features, itemsize=8, *, n_matrices=1, device=None
             f"A full covariance of {n_features} features needs about "
             f"{nbytes / 2**30:.1f} GiB ({n_matrices} matrices of "
             f"{n_features}x{n_features}), but only {available / 2**30:.1f} GiB "
-            "is available. Use structure='diagonal' (per-feature variances, "
-            "O(d) memory) or structure='isotropic', or reduce the number of "
-            "features (pool the activation maps or pick a narrower layer)."
+            "is available. Use structure='diagonal' with shrinkage=None or a float "
+            "(per-feature variances, O(d) memory while fitting) or "
+            "structure='isotropic', or reduce the number of features (pool the "
+            "activation maps or pick a narrower layer)."
         )
     return nbytes
 

@@ -85,3 +85,10 @@ def test_capture_removes_hooks():
     assert store["body.2"][0].shape == (3, 128)
     assert not model.body[2]._forward_hooks
     assert list(check_layers(model, ["body.2", "head"])) == ["body.2", "head"]
+
+
+def test_source_needing_labels_in_transform(images):
+    X, y = images
+    ap = ActivationPairs(DigitsMLP(), "body.2", FGSM(targeted=True)).fit(X, y)
+    with pytest.raises(ValueError, match="needs the target labels"):
+        ap.transform(X)

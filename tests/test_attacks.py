@@ -186,6 +186,8 @@ def test_bad_inputs(data):
         FGSM().generate(model, X, y + 10)
     with pytest.raises(TypeError, match="torch.nn.Module"):
         FGSM().generate("not a model", X, y)
+    with pytest.raises(ValueError, match="needs the target labels"):
+        LinfPGD(targeted=True).generate(model, X)
     # a model that returns images, not (N, n_classes) logits
     with pytest.raises(ValueError, match=r"\(N, n_classes\)"):
         FGSM().generate(torch.nn.Identity(), X, y)

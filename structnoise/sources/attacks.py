@@ -110,6 +110,10 @@ class _AdvertorchAttack(ModificationSource):
             Adversarial images, on ``X``'s device with ``X``'s dtype.
         """
         self._validate_params()
+        if getattr(self, "targeted", False) and y is None:
+            raise ValueError(
+                f"{type(self).__name__}(targeted=True) needs the target labels y; "
+                "y=None would make the model's own predictions the targets.")
         module = resolve_module(model)
         Xt = validate_images(X, self.clip_min, self.clip_max)
         yt = validate_labels(y, Xt.shape[0])
