@@ -8,6 +8,7 @@ a scikit-learn estimator (parameters in ``__init__``, so ``clone``,
 """
 
 import contextlib
+import math
 import sys
 from numbers import Real
 
@@ -110,9 +111,11 @@ def validate_images(X, clip_min=0.0, clip_max=1.0):
         Xt = Xt.float()
     if Xt.shape[0] == 0:
         raise ValueError("X holds no images (N=0).")
-    if not bool(torch.isfinite(Xt).all()):
+    # one pass for both checks: NaN propagates into the minimum and maximum,
+    # and an infinity becomes one of them
+    lo, hi = (float(v) for v in torch.aminmax(Xt))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("X contains NaN or infinity.")
-    lo, hi = float(Xt.min()), float(Xt.max())
     tol = 1e-5 * max(1.0, abs(clip_max - clip_min))
     if lo < clip_min - tol or hi > clip_max + tol:
         raise ValueError(

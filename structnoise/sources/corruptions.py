@@ -146,7 +146,7 @@ def _gaussian_kernel1d(sigma, device):
 
 def _gaussian_blur(x, sigma):
     if sigma <= 0:
-        return x
+        return x.clone()  # callers may clamp the result in place
     k = _gaussian_kernel1d(sigma, x.device)
     return _separable(x, k, k)
 
@@ -465,13 +465,21 @@ class _ImageSource(ModificationSource):
         lo, span = float(self.clip_min), float(self.clip_max - self.clip_min)
         g = _generator(self.random_state, Xt.device)
         work_dtype = Xt.dtype if Xt.dtype in (torch.float32, torch.float64) else torch.float32
-        out = torch.empty_like(Xt)
+        unit = lo == 0.0 and span == 1.0  # the usual [0, 1] range: no rescaling
+        parts = []
         with torch.no_grad():
             for sl in progress(batches(Xt.shape[0], self.batch_size), verbose=self.verbose,
                                desc=self.label):
-                x01 = (Xt[sl].to(work_dtype) - lo) / span
-                out[sl] = (self._apply(x01, g).clamp(0, 1) * span + lo).to(out.dtype)
-        return out
+                x01 = Xt[sl].to(work_dtype)
+                if not unit:
+                    x01 = (x01 - lo) / span
+                # the corruption functions return new tensors, never views of
+                # the input, so clamping in place leaves X untouched
+                mod = self._apply(x01, g).clamp_(0, 1)
+                if not unit:
+                    mod = mod * span + lo
+                parts.append(mod.to(Xt.dtype))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class Corruption(_ImageSource):
