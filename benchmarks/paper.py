@@ -510,6 +510,8 @@ def write_figures(cfg, frame, out):
     # accuracy vs budget
     rows = []
     for (src, st), g in frame.groupby(["noise_source", "structure"]):
+        if src != "none" and src not in cfg.curve_sources:
+            continue  # only the networks with the whole budget sweep
         for e in cfg.budgets:
             name = "LinfPGD" if e == cfg.eps else eval_name("LinfPGD", eps=e)
             for _, r in g[g.eval_source == name].iterrows():
