@@ -625,6 +625,8 @@ def main(argv=None):
                         help="validation images for choosing the noise scale (reduced runs)")
     parser.add_argument("--n-test", type=int, default=None,
                         help="evaluate on this many held-out images (reduced runs)")
+    parser.add_argument("--corruptions", default=None,
+                        help="comma-separated corruption types to use (reduced runs)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--out", default=os.path.join("benchmarks", "results", "bench"))
     parser.add_argument("--fresh", action="store_true", help="discard earlier rows")
@@ -644,6 +646,14 @@ def main(argv=None):
         cfg.n_test = args.n_test
     if args.n_val is not None:
         cfg.n_val = args.n_val
+    if args.corruptions:
+        from structnoise.sources import CORRUPTIONS
+
+        names = tuple(c.strip() for c in args.corruptions.split(",") if c.strip())
+        unknown = [c for c in names if c not in CORRUPTIONS]
+        if unknown:
+            parser.error(f"unknown corruption(s) {unknown}; valid: {', '.join(CORRUPTIONS)}")
+        cfg.corruptions = names
     cfg.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "config.json"), "w") as fh:
