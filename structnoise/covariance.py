@@ -335,9 +335,11 @@ class MomentAccumulator:
             M = self._full_moment64()
             trace = float(M.diagonal().sum())
             Mt = M @ t
-            norm4 = (self.norm4 + 4.0 * float((t * Mt).sum()) + n * T * T
-                     + 4.0 * float((t * self.norm2_y).sum()) + 2.0 * T * trace
-                     + 4.0 * T * ts)
+            norm4 = _shifted_norm4(self.norm4, float((t * Mt).sum()),
+                                   float((t * self.norm2_y).sum()), T, trace, ts, n)
+            # sum ||z||^2 z = sum (||y||^2 + 2 y.t + T)(y + t)
+            norm2_y = (self.norm2_y + trace * t + 2.0 * Mt + 2.0 * ts * t + T * s
+                       + n * T * t)
             outer = (torch.outer if xp_torch else np.outer)(t, s)
             M += outer
             M += outer.T
@@ -345,8 +347,9 @@ class MomentAccumulator:
         else:
             M = self.moment.clone() if xp_torch else self.moment.copy()
             M += 2.0 * t * s + n * t * t
-            norm4 = None
+            norm4 = norm2_y = None
         return {"count": n, "sum": s + n * t, "moment": M, "norm4": norm4,
+                "norm2_y": norm2_y,
                 "trace": float(M.diagonal().sum()) if self.full else float(M.sum())}
 
     def merge(self, other):
@@ -370,21 +373,14 @@ class MomentAccumulator:
         if other.count == 0:
             return self
         if self.count == 0:
-            self.__dict__.update({k: (v.copy() if hasattr(v, "copy") else v)
+            self.__dict__.update({k: (v.clone() if _is_torch(v) else
+                                      v.copy() if hasattr(v, "copy") else v)
                                   for k, v in other.__dict__.items()})
             return self
         # move the other's sums onto our origin, then add
         o = other.shifted_moments(self.origin)
-        t = other.origin - self.origin
-        # sum ||z||^2 z about our origin, with z = y' + t
         if self.full:
-            n2 = other.count
-            Mo = other._full_moment64()
-            T = float((t * t).sum())
-            a = float(Mo.diagonal().sum())
-            self.norm2_y = (self.norm2_y + other.norm2_y + a * t + 2.0 * (Mo @ t)
-                            + 2.0 * float((other.sum * t).sum()) * t + T * other.sum
-                            + n2 * T * t)
+            self.norm2_y = self.norm2_y + o["norm2_y"]
             self.norm4 += o["norm4"]
         if self._cuda:
             self.moment += o["moment"].to(self.moment.dtype)
@@ -415,6 +411,16 @@ class MomentAccumulator:
         """OAS estimate from the sums: ``(covariance, shrinkage)``."""
         m, _ = self.centred_moments(assume_centered)
         return shrunk_from_moments(m, "oas")
+
+
+def _shifted_norm4(norm4, tMt, tv, T, trace, ts, n):
+    """``sum ||y + t||^4`` from the sums about the old origin.
+
+    With ``a_k = ||y_k||^2``: ``sum (a_k + 2 y_k.t + T)^2`` expands into
+    ``norm4 + 4 t'Mt + n T^2 + 4 t.v + 2 T trace + 4 T t.s``, where ``M`` is
+    the second moment, ``v = sum a_k y_k``, ``s = sum y_k`` and ``T = ||t||^2``.
+    """
+    return norm4 + 4.0 * tMt + n * T * T + 4.0 * tv + 2.0 * T * trace + 4.0 * T * ts
 
 
 def _shrinkage_intensity(method, n, d, trace, frob2, norm4):
@@ -542,8 +548,7 @@ def _estimate_host(X, assume_centered, method, block_size):
             T = float(mean @ mean)
             a = float(np.sum(M.diagonal(), dtype=np.float64))
             mMm = float(mean @ (M @ mean.astype(M.dtype)))
-            norm4 = norm4 + 4.0 * mMm - 4.0 * float(mean @ acc.norm2_y) \
-                + 2.0 * T * a - 3.0 * n * T * T
+            norm4 = _shifted_norm4(norm4, mMm, -float(mean @ acc.norm2_y), T, a, -n * T, n)
         # in place rank-one update: M -= n * mean mean^T (M.T is M's
         # Fortran-ordered view, the order BLAS updates in place)
         ger = blas.dger if M.dtype == np.float64 else blas.sger
