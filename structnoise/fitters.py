@@ -42,6 +42,27 @@ def _sampling_factor(covariance, structure):
     return V * np.sqrt(np.clip(w, 0.0, None)), None
 
 
+def _rescale_trace(covariance, factor, diag_std, trace_scale):
+    """Scale the covariance to trace ``trace_scale * d``; the factors by the root.
+
+    Every structure's factor is linear in the noise standard deviation, so
+    multiplying it by ``sqrt(c)`` multiplies the covariance by ``c``.
+    """
+    d = covariance.shape[0]
+    trace = float(np.trace(covariance))
+    if not np.isfinite(trace) or trace <= 0:
+        raise ValueError(
+            f"trace_scale={trace_scale} cannot rescale a covariance of trace {trace:.3g}: "
+            "the modified and clean activations do not differ. Check the source, or use "
+            "trace_scale=None.")
+    c = trace_scale * d / trace
+    root = np.sqrt(c)
+    covariance = covariance * c
+    factor = np.asarray(factor) * root
+    diag_std = None if diag_std is None else diag_std * root
+    return covariance, factor, diag_std
+
+
 def _ndim(X):
     """Number of dimensions of array-like X (lists, frames, arrays)."""
     shape = getattr(X, "shape", None)
@@ -61,7 +82,10 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
     shrinkage : {"ledoit_wolf", "oas"}, float in [0, 1] or None, default="ledoit_wolf"
         How the empirical covariance ``S`` of the deltas is shrunk towards
         ``trace(S) / d * I``: an estimated intensity, a fixed one, or None
-        (the empirical covariance).
+        (the plain sample covariance with the mean delta removed, divided by
+        ``n`` (ddof=0, as :func:`sklearn.covariance.empirical_covariance`);
+        the authors' ``ddof=1`` differs by the factor ``n / (n - 1)``, which
+        ``trace_scale`` removes).
     structure : {"full", "diagonal", "isotropic", "lowrank"}, default="full"
         Covariance of the noise drawn: the full shrunk matrix; its diagonal;
         ``trace / d`` times the identity (the trace-matched, "fair" baseline);
@@ -73,6 +97,21 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
     scale : float, default=1.0
         Noise standard-deviation multiplier: ``transform`` adds
         ``scale * eps`` with ``eps ~ N(0, covariance_)``.
+    trace_scale : float > 0 or None, default=None
+        The paper's trace normalisation. None keeps the estimated size of
+        the covariance. A float ``t`` rescales the noise covariance (after
+        the structure is applied) so that its trace is ``t * n_features``,
+        i.e. a mean per-unit variance of ``t``: full, diagonal, isotropic
+        and low-rank noise fitted on the same data then have the same total
+        variance, the diagonal keeps the matrix's diagonal proportions and
+        isotropic noise is ``t * I``. The paper uses ``t = 2`` for attacks
+        and ``t = 0.5`` for naturalistic modifications. The sampling factor
+        is rescaled by ``sqrt(c)``; nothing is refactored.
+    reg_covar : float >= 0, default=0.0
+        Added to the diagonal of the estimated covariance before the
+        structure and ``trace_scale`` are applied (the authors add ``1e-4``
+        to their sample covariance; scikit-learn's ``GaussianMixture`` uses
+        the same name).
     assume_centered : bool, default=False
         If True the mean delta is taken as zero; otherwise it is estimated
         (``location_``) and removed. The noise is always zero-mean.
@@ -134,17 +173,22 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         "structure": [StrOptions(set(_STRUCTURES))],
         "rank": [Interval(Integral, 1, None, closed="left"), None],
         "scale": [Interval(Real, 0, None, closed="left")],
+        "trace_scale": [Interval(Real, 0, None, closed="neither"), None],
+        "reg_covar": [Interval(Real, 0, None, closed="left")],
         "assume_centered": ["boolean"],
         "random_state": ["random_state"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, shrinkage="ledoit_wolf", structure="full", rank=None, scale=1.0,
-                 assume_centered=False, random_state=None, batch_size=4096):
+                 trace_scale=None, reg_covar=0.0, assume_centered=False, random_state=None,
+                 batch_size=4096):
         self.shrinkage = shrinkage
         self.structure = structure
         self.rank = rank
         self.scale = scale
+        self.trace_scale = trace_scale
+        self.reg_covar = reg_covar
         self.assume_centered = assume_centered
         self.random_state = random_state
         self.batch_size = batch_size
@@ -313,6 +357,12 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         else:
             cov, shrink = shrunk_from_moments(moments, self.shrinkage)
         cov = np.asarray(cov, dtype=np.float64)
+        if self.reg_covar:
+            if cov.ndim == 2:
+                cov = cov.copy()
+                cov[np.diag_indices(d)] += self.reg_covar
+            else:
+                cov = cov + self.reg_covar
         structure = self.structure
         if structure == "isotropic":
             var = float(np.trace(cov) if cov.ndim == 2 else cov.sum()) / d
@@ -335,6 +385,9 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         else:
             covariance = cov
             factor, diag_std = _sampling_factor(cov, "full")
+        if self.trace_scale is not None:
+            covariance, factor, diag_std = _rescale_trace(covariance, factor, diag_std,
+                                                          float(self.trace_scale))
         self._accumulator = acc
         self.covariance_ = covariance
         self.shrinkage_ = shrink

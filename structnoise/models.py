@@ -5,9 +5,11 @@ Every network is ``body`` (an ``nn.Sequential``, so its layers are named
 names to ``noise_layers`` or ``ActivationPairs(layers=...)``.
 """
 
+from collections import OrderedDict
+
 from torch import nn
 
-__all__ = ["DigitsMLP", "DigitsCNN", "MNISTCNN", "ColourCNN"]
+__all__ = ["DigitsMLP", "DigitsCNN", "MNISTCNN", "ColourCNN", "PaperCNN"]
 
 
 class _BodyHead(nn.Module):
@@ -143,3 +145,64 @@ class ColourCNN(_BodyHead):
             nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(128 * 16, hidden), nn.ReLU())
         self.head = nn.Linear(hidden, n_classes)
+
+
+class PaperCNN(_BodyHead):
+    """The authors' "3C3F" tanh network for 1x28x28 images (arXiv 2606.13801).
+
+    Three convolutions and three dense layers with tanh activations, as in
+    the paper's public code. The paper's noise sites ``L`` are the outputs
+    of these layers (:attr:`NOISE_SITES` maps ``L`` to the name):
+
+    ============  =========================  ============  ====
+    name          layer                      output        L
+    ============  =========================  ============  ====
+    body.conv1    Conv2d(1, 6, 5, pad 2)     6x28x28
+    body.tanh1    Tanh                       6x28x28
+    body.pool1    MaxPool2d(2)               6x14x14=1176  1
+    body.conv2    Conv2d(6, 16, 3, pad 1)    16x14x14
+    body.tanh2    Tanh                       16x14x14=3136 2 (default site)
+    body.conv3    Conv2d(16, 16, 5)          16x10x10
+    body.tanh3    Tanh                       16x10x10
+    body.pool3    MaxPool2d(2)               16x5x5=400    3
+    body.flatten  Flatten                    400
+    body.fc1      Linear(400, 32)            32
+    body.tanh4    Tanh                       32            4
+    body.fc2      Linear(32, 16)             16
+    body.tanh5    Tanh                       16            5
+    head          Linear(16, n_classes)      n_classes
+    ============  =========================  ============  ====
+
+    Parameters
+    ----------
+    n_classes : int, default=10
+        Number of outputs.
+    in_channels : int, default=1
+        Input channels (1 for MNIST / FashionMNIST).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.models import PaperCNN
+    >>> PaperCNN()(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    >>> PaperCNN.NOISE_SITES[2]
+    'body.tanh2'
+    """
+
+    #: the paper's layer index L -> layer name
+    NOISE_SITES = {1: "body.pool1", 2: "body.tanh2", 3: "body.pool3", 4: "body.tanh4",
+                   5: "body.tanh5"}
+
+    def __init__(self, n_classes=10, in_channels=1):
+        super().__init__()
+        self.body = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(in_channels, 6, 5, padding=2)), ("tanh1", nn.Tanh()),
+            ("pool1", nn.MaxPool2d(2)),
+            ("conv2", nn.Conv2d(6, 16, 3, padding=1)), ("tanh2", nn.Tanh()),
+            ("conv3", nn.Conv2d(16, 16, 5)), ("tanh3", nn.Tanh()), ("pool3", nn.MaxPool2d(2)),
+            ("flatten", nn.Flatten()),
+            ("fc1", nn.Linear(400, 32)), ("tanh4", nn.Tanh()),
+            ("fc2", nn.Linear(32, 16)), ("tanh5", nn.Tanh()),
+        ]))
+        self.head = nn.Linear(16, n_classes)

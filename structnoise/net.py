@@ -1,6 +1,7 @@
 """NoisyNeuralNetClassifier: a skorch classifier with structured hidden noise."""
 
 import contextlib
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,6 +12,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
 
 from .activations import ActivationPairs, check_layers
 from .fitters import StructuredNoiseFitter
@@ -19,6 +22,7 @@ from .sources.base import ModificationSource
 __all__ = ["NoisyNeuralNetClassifier", "NoiseHook"]
 
 _MODES = ("train", "eval", "always")
+_RETRAIN = ("all", "after")
 
 
 class _NoiseControl:
@@ -78,7 +82,7 @@ class NoiseHook:
 
 
 class _FitNoiseCallback(Callback):
-    """Fits the noise after the clean warm-up epochs, on the training split.
+    """Starts the noise phase after the clean warm-up epochs, on the training split.
 
     skorch hands ``dataset_train`` to ``on_epoch_end``: the validation split
     (and, under cross-validation, the test fold, which never reaches
@@ -86,15 +90,15 @@ class _FitNoiseCallback(Callback):
     """
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        if net._noise_pending() and len(net.history) >= net._warmup_epochs():
-            net._fit_noise_from_dataset(dataset_train)
+        if net._noise_phase_pending() and len(net.history) >= net._warmup_epochs():
+            net._begin_noise_phase(dataset_train)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # warm-up as long as training: fit the noise on the trained network
         # (post-hoc noise), still on the training split only
-        if net._noise_pending() and X is not None:
+        if net._noise_phase_pending() and X is not None:
             dataset_train, _ = net.get_split_datasets(X, y)
-            net._fit_noise_from_dataset(dataset_train)
+            net._begin_noise_phase(dataset_train)
 
 
 class NoisyNeuralNetClassifier(NeuralNetClassifier):
@@ -129,8 +133,29 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         When the noise is active: always (a stochastic network, as in the
         paper), only in training mode, or only in eval mode.
     noise_warmup_epochs : int, default=None
-        Clean epochs before the noise is fitted (default: half of
-        ``max_epochs``).
+        Clean epochs before the noise phase starts (the noise is fitted and
+        installed, and ``noise_retrain`` applied). Default: half of
+        ``max_epochs`` when the noise must be learned from ``noise_source``,
+        0 when it is pre-fitted or None (the phase starts with training).
+    noise_retrain : {"all", "after"}, default="all"
+        What trains once the noise phase starts. "all": every layer keeps
+        training. "after" (the paper's protocol): every parameter of the
+        layers that run up to and including the first noisy layer is frozen
+        (``requires_grad=False``), the layers that run after it are
+        re-initialised (their ``reset_parameters``), the optimizer is rebuilt
+        over the trainable parameters only, and training goes on with the
+        noise. "Before" and "after" follow the execution order of a forward
+        pass (recorded with forward hooks on the first batch), not the order
+        in which the layers were registered; a layer that runs both before
+        and after the noisy one counts as before (frozen), and a layer that
+        does not run is left as it is. With ``noise=None`` and
+        ``noise_layers`` named this gives the paper's "No Noise" baseline:
+        the same freeze and re-initialisation without noise.
+    noise_ensemble : int, default=1
+        Noise draws averaged (in the logits) by ``predict``,
+        ``predict_proba``, ``score`` and every scorer, in one stacked pass;
+        attacks given the net target the same ensemble (see
+        :attr:`prediction_module_`). The paper uses 10.
     noise_batch_size : int, default=256
         Images per batch when collecting activation pairs.
     *args, **kwargs
@@ -141,6 +166,13 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     ----------
     noise_ : dict
         Layer name -> fitted :class:`~structnoise.StructuredNoiseFitter`.
+    noise_phase_started_ : bool
+        Whether the noise phase (noise installed, ``noise_retrain`` applied)
+        has started.
+    noise_frozen_ : list of str
+        Parameters frozen by ``noise_retrain="after"``.
+    noise_reinitialized_ : list of str
+        Layers re-initialised by ``noise_retrain="after"``.
 
     Examples
     --------
@@ -161,7 +193,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
 
     def __init__(self, module, *args, criterion=torch.nn.CrossEntropyLoss, noise=None,
                  noise_source=None, noise_layers=None, noise_scale=1.0, noise_mode="always",
-                 noise_warmup_epochs=None, noise_batch_size=256, **kwargs):
+                 noise_warmup_epochs=None, noise_batch_size=256, noise_retrain="all",
+                 noise_ensemble=1, **kwargs):
         super().__init__(module, *args, criterion=criterion, **kwargs)
         self.noise = noise
         self.noise_source = noise_source
@@ -170,6 +203,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         self.noise_mode = noise_mode
         self.noise_warmup_epochs = noise_warmup_epochs
         self.noise_batch_size = noise_batch_size
+        self.noise_retrain = noise_retrain
+        self.noise_ensemble = noise_ensemble
 
     # ------------------------------------------------------------------
     # skorch plumbing
@@ -221,9 +256,11 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         """
         self._check_noise_params()
         if not self.warm_start or not self.initialized_:
-            # a fresh fit learns a fresh noise
+            # a fresh fit learns a fresh noise and undoes an earlier freeze
             self._remove_noise()
+            self._unfreeze()
             self.noise_ = {}
+            self.noise_phase_started_ = False
         return super().fit(X, y, **fit_params)
 
     # the hooks live in module_, which skorch pickles on its own: take them
@@ -272,8 +309,21 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         if self.noise_mode not in _MODES:
             raise ValueError(f"noise_mode must be one of {_MODES}; got {self.noise_mode!r}.")
         w = self.noise_warmup_epochs
-        if w is not None and (not isinstance(w, Integral) or w < 0):
+        if w is not None and (not isinstance(w, Integral) or isinstance(w, bool) or w < 0):
             raise ValueError(f"noise_warmup_epochs must be a non-negative integer; got {w!r}.")
+        if self.noise_retrain not in _RETRAIN:
+            raise ValueError(
+                f"noise_retrain must be one of {_RETRAIN} ('all': every layer trains on; "
+                f"'after': the paper's freeze and re-initialise); got {self.noise_retrain!r}.")
+        k = self.noise_ensemble
+        if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(
+                f"noise_ensemble must be an integer >= 1 (noise draws averaged per "
+                f"prediction); got {k!r}.")
+        if self.noise is None and self.noise_retrain == "after" and self.noise_layers is None:
+            raise ValueError(
+                "noise_retrain='after' needs the layer to freeze up to: set noise_layers "
+                "(for the paper's 'No Noise' baseline, noise=None with noise_layers named).")
         if self.noise is None:
             if self.noise_source is not None:
                 raise ValueError(
@@ -299,12 +349,26 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         self._layer_names()
 
     def _probe(self, X):
-        """One forward pass on two samples: shapes and layer widths, early."""
+        """One forward pass on two samples: layer widths and execution order, early.
+
+        Returns ``(widths, order)``: layer name -> flattened width, and the
+        names of the modules that own parameters (or are leaves) in the order
+        their forward passes first completed.
+        """
         layers = check_layers(self.module_, self._layer_names())
-        widths = {}
+        widths, order = {}, []
         handles = [sub.register_forward_hook(
             lambda m, i, o, name=name: widths.__setitem__(name, o[0].numel()))
             for name, sub in layers.items()]
+
+        def record(name):
+            def hook(module, inputs, output):
+                if name not in order:
+                    order.append(name)
+            return hook
+
+        handles += [sub.register_forward_hook(record(name))
+                    for name, sub in self.module_.named_modules() if name]
         try:
             # two samples suffice for arrays and tensors; other inputs skorch
             # accepts (dicts, Datasets) go through whole
@@ -326,7 +390,34 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         finally:
             for h in handles:
                 h.remove()
-        return widths
+        return widths, order
+
+    def _retrain_split(self, order):
+        """(frozen, re-initialised) module names for ``noise_retrain="after"``.
+
+        ``order`` is the completion order of the forward hooks: a container
+        completes after its children, so a noisy container's position is
+        after all of its own layers.
+        """
+        layers = self._layer_names()
+        position = {name: i for i, name in enumerate(order)}
+        ran = [name for name in layers if name in position]
+        if not ran:
+            raise ValueError(f"None of the noise layers {layers} ran in a forward pass.")
+        cut = min(position[name] for name in ran)
+        owners = [name for name, mod in self.module_.named_modules()
+                  if name and next(mod.parameters(recurse=False), None) is not None]
+        ran_owners = sorted((name for name in owners if name in position),
+                            key=position.__getitem__)
+        frozen = [name for name in ran_owners if position[name] <= cut]
+        after = [name for name in ran_owners if position[name] > cut]
+        if not after:
+            first = min(ran, key=position.__getitem__)
+            raise ValueError(
+                f"noise_retrain='after' has nothing to retrain: no layer with parameters runs "
+                f"after the noisy layer {first!r}. Put the noise on an earlier layer or use "
+                "noise_retrain='all'.")
+        return frozen, after
 
     def _check_widths(self, widths):
         for name, fitter in self._fitters_for(self._layer_names()).items():
@@ -340,18 +431,67 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         self._check_noise_params()
         if not self.initialized_:
             self.initialize()
-        if self.noise is not None:
-            self._check_widths(self._probe(X))
-            if not self._noise_pending() and not getattr(self, "noise_", None):
-                self._install_noise(self._fitters_for(self._layer_names()))
+        if self._noise_phase_pending():
+            widths, order = self._probe(X)
+            if self.noise is not None:
+                self._check_widths(widths)
+            if self.noise_retrain == "after":
+                self._retrain_layers = self._retrain_split(order)
+            if self._warmup_epochs() == 0:
+                # nothing to wait for (pre-fitted noise, or the "No Noise"
+                # freeze): the phase starts with training
+                dataset_train, _ = self.get_split_datasets(X, y, **fit_params)
+                self._begin_noise_phase(dataset_train)
         self._sync_control()
         super().partial_fit(X, y, classes=classes, **fit_params)
-        if self.noise is not None and self._noise_pending():
-            # the callback did not run (e.g. callbacks="disable"): fit the noise
-            # now, still on the training split only
+        if self._noise_phase_pending():
+            # the callback did not run (e.g. callbacks="disable"): start the
+            # phase now, still on the training split only
             dataset_train, _ = self.get_split_datasets(X, y, **fit_params)
-            self._fit_noise_from_dataset(dataset_train)
+            self._begin_noise_phase(dataset_train)
         return self
+
+    def get_all_learnable_params(self):
+        """The parameters the optimizer sees: only those that still train.
+
+        After ``noise_retrain="after"`` freezes the layers up to the noisy
+        one, the rebuilt optimizer holds the trainable parameters only.
+        """
+        for name, param in super().get_all_learnable_params():
+            if param.requires_grad:
+                yield name, param
+
+    def evaluation_step(self, batch, training=False):
+        """Forward step for prediction: the mean logits of ``noise_ensemble`` draws."""
+        k = int(self.noise_ensemble)
+        if training or k == 1 or not self.noise_active_in_eval:
+            return super().evaluation_step(batch, training=training)
+        self.check_is_fitted()
+        Xi, _ = unpack_data(batch)
+        with torch.set_grad_enabled(False):
+            self._set_training(False)
+            if isinstance(Xi, (torch.Tensor, np.ndarray)):
+                x = to_tensor(Xi, device=self.device)
+                out = self.infer(x.repeat(k, *([1] * (x.ndim - 1))))
+                return out.reshape(k, x.shape[0], *out.shape[1:]).mean(0)
+            # dicts and other inputs: k passes
+            return torch.stack([self.infer(Xi) for _ in range(k)]).mean(0)
+
+    @property
+    def prediction_module_(self):
+        """The torch module behind predictions, for attacks to target.
+
+        ``module_`` itself, or, with ``noise_ensemble=k > 1`` and the noise
+        active at evaluation, a module returning the mean logits of ``k``
+        noise draws (one stacked pass). Attack sources given the net attack
+        this module; pass ``net.module_`` to attack a single draw.
+        """
+        k = int(self.noise_ensemble)
+        if k == 1 or not self.noise_active_in_eval:
+            return self.module_
+        from .sources.base import EOTModel
+
+        return EOTModel(self.module_, k, average="logits")
 
     # ------------------------------------------------------------------
     # noise
@@ -381,17 +521,73 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                        for name, f in fitters.items()}
         return fitters
 
-    def _noise_pending(self):
-        """Whether the noise still has to be learned from the source."""
+    def _needs_learning(self):
+        """Whether some layer's noise still has to be learned from the source."""
         if self.noise is None or getattr(self, "noise_", None):
             return False
-        fitters = self._fitters_for(self._layer_names())
-        return any(not _is_fitted(f) for f in fitters.values())
+        fitters = self.noise.values() if isinstance(self.noise, dict) else [self.noise]
+        return any(not _is_fitted(f) for f in fitters) or bool(self.get_params_for("noise"))
+
+    def _noise_phase_pending(self):
+        """Whether the noise phase (install, retrain policy) has yet to start."""
+        uses = self.noise is not None or (self.noise_retrain == "after"
+                                          and self.noise_layers is not None)
+        return uses and not getattr(self, "noise_phase_started_", False)
 
     def _warmup_epochs(self):
         if self.noise_warmup_epochs is not None:
             return int(self.noise_warmup_epochs)
+        if not self._needs_learning():
+            return 0
         return max(1, int(self.max_epochs) // 2)
+
+    def _begin_noise_phase(self, dataset):
+        """Fit and install the noise on ``dataset``, then apply ``noise_retrain``."""
+        if self.noise is not None:
+            if self._needs_learning():
+                self._fit_noise_from_dataset(dataset)
+            else:
+                self._install_noise(self._fitters_for(self._layer_names()))
+        if self.noise_retrain == "after":
+            self._freeze_and_reinitialize()
+        self.noise_phase_started_ = True
+
+    def _freeze_and_reinitialize(self):
+        """The paper's retraining: freeze up to the noisy layer, re-init the rest."""
+        split = getattr(self, "_retrain_layers", None)
+        if split is None:
+            raise ValueError("The layer order is unknown: call fit or partial_fit.")
+        frozen, after = split
+        modules = dict(self.module_.named_modules())
+        self.noise_frozen_ = []
+        for name in frozen:
+            for pname, param in modules[name].named_parameters(recurse=False):
+                param.requires_grad_(False)
+                self.noise_frozen_.append(f"{name}.{pname}")
+        self.noise_reinitialized_ = []
+        for name in after:
+            reset = getattr(modules[name], "reset_parameters", None)
+            if callable(reset):
+                reset()
+                self.noise_reinitialized_.append(name)
+            else:
+                warnings.warn(
+                    f"Layer {name!r} runs after the noisy layer but has no reset_parameters(); "
+                    "it keeps its trained weights.", stacklevel=3)
+        # the optimizer is rebuilt over the trainable parameters only (and
+        # forgets the frozen layers' moments)
+        self.initialize_optimizer()
+
+    def _unfreeze(self):
+        """Undo an earlier ``noise_retrain="after"`` freeze (a fresh fit)."""
+        frozen = getattr(self, "noise_frozen_", None)
+        if frozen and hasattr(self, "module_"):
+            params = dict(self.module_.named_parameters())
+            for name in frozen:
+                if name in params:
+                    params[name].requires_grad_(True)
+        self.noise_frozen_ = []
+        self.noise_reinitialized_ = []
 
     def _fit_noise_from_dataset(self, dataset):
         """Collect pairs on ``dataset`` (the training split) and fit the noise."""
@@ -474,7 +670,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         """Whether predictions are stochastic (noise on in eval mode)."""
         control = getattr(self, "noise_control_", None)
         return bool(getattr(self, "noise_", None)) and control is not None and \
-            float(self.noise_scale) > 0 and self.noise_mode in ("always", "eval")
+            control.enabled and float(self.noise_scale) > 0 and \
+            self.noise_mode in ("always", "eval")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

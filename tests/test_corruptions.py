@@ -67,7 +67,7 @@ def test_gaussian_noise_source():
 # like-for-like transforms: same formula as the reference package at 32 px
 LIKE_FOR_LIKE = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
                  "gaussian_blur", "defocus_blur", "contrast", "brightness", "saturate",
-                 "jpeg_compression"]
+                 "jpeg_compression", "snow"]
 
 
 @pytest.mark.parametrize("name", LIKE_FOR_LIKE)
@@ -88,6 +88,94 @@ def test_perturbation_size_matches_reference(name, digits):
                         for im in Xu8]).astype(np.float64) / 255
         theirs = float(np.abs(ref - Xu8 / 255.0).mean())
         assert ours == pytest.approx(theirs, rel=0.1), severity
+
+
+# ------------------------------------------- the paper's modifications
+PAPER_TEN = ["brightness", "contrast", "gaussian_noise", "impulse_noise", "motion_blur", "snow",
+             "elastic_transform", "perspective", "rotate", "obstruction"]
+
+
+def test_the_papers_ten_are_there():
+    from structnoise.sources import STRENGTH_TRANSFORMS
+
+    assert set(PAPER_TEN) <= set(CORRUPTIONS)
+    assert set(STRENGTH_TRANSFORMS) == {"elastic_transform", "perspective", "rotate",
+                                        "obstruction"}
+
+
+@pytest.mark.parametrize("name", ["elastic_transform", "perspective", "rotate", "obstruction"])
+def test_strength_grows_the_change(name, digits):
+    X = torch.nn.functional.interpolate(digits, size=(28, 28), mode="bilinear")
+    sizes = [float((Corruption(name, strength=s, random_state=0).generate(None, X) - X)
+                   .abs().mean()) for s in (0.2, 1.0, 2.0)]
+    assert 0 < sizes[0] < sizes[1] < sizes[2]
+    a = Corruption(name, strength=1.3, random_state=5).generate(None, X)
+    assert torch.equal(a, Corruption(name, strength=1.3, random_state=5).generate(None, X))
+    assert a.min() >= 0 and a.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["perspective", "obstruction"])
+def test_severity_k_is_strength_0_4_k(name, digits):
+    for k in (1, 3, 5):
+        a = Corruption(name, k, random_state=0).generate(None, digits)
+        b = Corruption(name, strength=0.4 * k, random_state=0).generate(None, digits)
+        assert torch.equal(a, b)
+
+
+def test_obstruction_is_one_black_square_of_the_stated_side():
+    X = torch.full((50, 1, 28, 28), 0.7)
+    out = Corruption("obstruction", strength=1.0, random_state=0).generate(None, X)
+    side = round(0.4 * 1.0 * 28)
+    black = out[:, 0] == 0
+    assert torch.equal(black.sum((1, 2)), torch.full((50,), side * side))
+    rows, cols = black.any(2), black.any(1)
+    assert torch.equal(rows.sum(1), torch.full((50,), side))
+    assert torch.equal(cols.sum(1), torch.full((50,), side))
+    # random places: not all at the same position
+    assert len({int(r.float().argmax()) for r in rows}) > 5
+    assert torch.equal(out[~black[:, None]], X[~black[:, None]])
+
+
+def test_rotate_strength_angle_range():
+    """A single bright pixel off centre moves by at most the stated angle."""
+    import math
+
+    X = torch.zeros(400, 1, 29, 29)
+    X[:, 0, 14, 24] = 1.0  # 10 px right of the centre
+    out = Corruption("rotate", strength=0.5, random_state=0).generate(None, X)
+    ys, xs = torch.meshgrid(torch.arange(29.0), torch.arange(29.0), indexing="ij")
+    w = out[:, 0] / out[:, 0].sum((1, 2), keepdim=True)
+    cy, cx = (w * ys).sum((1, 2)) - 14, (w * xs).sum((1, 2)) - 14
+    angles = torch.rad2deg(torch.atan2(-cy, cx)).abs()
+    assert float(angles.max()) <= 30 + 2  # 60 * s degrees, bilinear tolerance
+    assert float(angles.max()) > 25  # the range is used
+    assert math.isclose(float(angles.mean()), 15, abs_tol=3)  # uniform on [0, 30]
+
+
+def test_perspective_is_identity_at_zero_distortion_and_shrinks_the_image():
+    from structnoise.sources.corruptions import perspective_strength
+
+    X = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(perspective_strength(X, 0.0, g), X, atol=1e-5, rtol=0)
+    ones = torch.ones(200, 1, 28, 28)
+    covered = [float(Corruption("perspective", strength=s, random_state=0)
+                     .generate(None, ones).mean()) for s in (0.4, 1.2, 2.0)]
+    # corners move inwards by up to 0.25 * s of half the size: the image
+    # covers less of the frame as s grows, and never less than (1 - d)^2
+    assert 1.0 > covered[0] > covered[1] > covered[2] > (1 - 0.5) ** 2
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(name="contrast", strength=1.0), "strength applies to"),
+    (dict(name="rotate", strength=0.0), r"strength must be in \(0.0, 2.0\]"),
+    (dict(name="rotate", strength=2.5), "strength must be in"),
+    (dict(name="obstruction", strength=-1), "strength must be in"),
+    (dict(name="rotate", strength="strong"), "strength"),
+])
+def test_bad_strength(kw, match):
+    with pytest.raises(ValueError, match=match):
+        Corruption(**kw).generate(None, torch.rand(2, 1, 8, 8))
 
 
 # ----------------------------------------------------------------- bad input

@@ -34,3 +34,80 @@ def test_mnist_missing_package(monkeypatch):
                         lambda name, *a: None if name == "pureml" else real(name, *a))
     with pytest.raises(ImportError, match=r"structnoise\[bench\]"):
         load_mnist()
+
+
+# ------------------------------------------------------- FashionMNIST (IDX)
+def _write_idx(path, array, gz=False):
+    import gzip
+    import struct
+
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(
+        struct.pack(">i", n) for n in array.shape)
+    data = header + array.tobytes()
+    with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+def _fake_fashion(tmp_path, n_train=5, n_test=3, gz=False):
+    rng = np.random.RandomState(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.randint(0, 256, (n_train, 28, 28)).astype(np.uint8),
+        "train-labels-idx1-ubyte": rng.randint(0, 10, n_train).astype(np.uint8),
+        "t10k-images-idx3-ubyte": rng.randint(0, 256, (n_test, 28, 28)).astype(np.uint8),
+        "t10k-labels-idx1-ubyte": rng.randint(0, 10, n_test).astype(np.uint8),
+    }
+    for name, arr in arrays.items():
+        _write_idx(tmp_path / (name + (".gz" if gz else "")), arr, gz=gz)
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fashion_mnist_reads_idx_files(tmp_path, gz):
+    from structnoise.datasets import load_fashion_mnist
+
+    arrays = _fake_fashion(tmp_path, gz=gz)
+    X_train, y_train, X_test, y_test = load_fashion_mnist(tmp_path)
+    assert X_train.shape == (5, 1, 28, 28) and X_test.shape == (3, 1, 28, 28)
+    assert X_train.dtype == np.float32 and y_train.dtype == np.int64
+    np.testing.assert_array_equal(X_train[:, 0] * 255, arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(y_test, arrays["t10k-labels-idx1-ubyte"])
+    X, y = load_fashion_mnist(tmp_path, split="test")
+    np.testing.assert_array_equal(X, X_test)
+
+
+def test_fashion_mnist_missing_file_names_every_file(tmp_path):
+    from structnoise.datasets import load_fashion_mnist
+
+    _fake_fashion(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        load_fashion_mnist(tmp_path)
+    msg = str(info.value)
+    assert "Missing FashionMNIST file(s)" in msg and "t10k-labels-idx1-ubyte" in msg
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte"):
+        assert name in msg
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        load_fashion_mnist(tmp_path / "nowhere")
+
+
+def test_idx_wrong_magic_and_short_read(tmp_path):
+    from structnoise.datasets import read_idx
+
+    bad = tmp_path / "bad-idx1-ubyte"
+    bad.write_bytes(bytes([1, 2, 8, 1, 0, 0, 0, 2, 5, 6]))
+    with pytest.raises(ValueError, match="magic number"):
+        read_idx(bad)
+    data = _write_idx(tmp_path / "ok-idx3-ubyte", np.zeros((4, 28, 28), np.uint8))
+    short = tmp_path / "short-idx3-ubyte"
+    short.write_bytes(data[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(short)
+    (tmp_path / "tiny").write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(tmp_path / "tiny")
+    ints = np.arange(6, dtype=">i4").reshape(2, 3)
+    _write_idx(tmp_path / "ints", ints)
+    np.testing.assert_array_equal(read_idx(tmp_path / "ints"), np.arange(6).reshape(2, 3))

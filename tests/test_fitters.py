@@ -24,6 +24,7 @@ def make_pairs(rng, n=400, d=6, scales=(1, 2, 3, .1, .1, .1)):
     StructuredNoiseFitter(random_state=0),
     StructuredNoiseFitter(structure="lowrank", rank=1, random_state=0),
     StructuredNoiseFitter(structure="isotropic", shrinkage=None, random_state=0),
+    StructuredNoiseFitter(shrinkage=None, trace_scale=2.0, reg_covar=1e-4, random_state=0),
 ])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -218,6 +219,11 @@ def test_wrong_width_later(rng):
     ({"rank": 0}, "rank"),
     ({"structure": "lowrank", "rank": 7}, "rank=7 is out of range"),
     ({"scale": -1.0}, "scale"),
+    ({"trace_scale": 0.0}, "trace_scale"),
+    ({"trace_scale": -1.0}, "trace_scale"),
+    ({"trace_scale": float("nan")}, "trace_scale"),
+    ({"trace_scale": "2"}, "trace_scale"),
+    ({"reg_covar": -1e-4}, "reg_covar"),
 ])
 def test_bad_parameters(rng, params, match):
     pairs, _ = make_pairs(rng)
@@ -244,3 +250,72 @@ def test_diagonal_needs_no_square_matrix_while_fitting(monkeypatch, rng):
         StructuredNoiseFitter().fit(X)
     f = StructuredNoiseFitter(structure="diagonal", shrinkage=None).fit(X)
     np.testing.assert_allclose(np.diag(f.covariance_), (X[:, 1] - X[:, 0]).var(0), rtol=1e-9)
+
+
+# ----------------------------------------------------------- trace_scale
+@pytest.mark.parametrize("trace_scale", [0.5, 2.0])
+def test_trace_scale_equalises_every_structure(rng, trace_scale):
+    pairs, _ = make_pairs(rng)
+    d = pairs.shape[2]
+    fitted = {s: StructuredNoiseFitter(structure=s, rank=2, trace_scale=trace_scale,
+                                       random_state=0).fit(pairs)
+              for s in ("full", "diagonal", "isotropic", "lowrank")}
+    for s, f in fitted.items():
+        assert np.trace(f.covariance_) == pytest.approx(trace_scale * d, rel=1e-10), s
+    np.testing.assert_allclose(fitted["isotropic"].covariance_, trace_scale * np.eye(d),
+                               atol=1e-12)
+    # the diagonal keeps the full matrix's diagonal proportions
+    full_diag = np.diag(fitted["full"].covariance_)
+    np.testing.assert_allclose(np.diag(fitted["diagonal"].covariance_), full_diag, rtol=1e-10)
+    # the rescaled matrix is the unscaled one times a constant
+    raw = StructuredNoiseFitter(random_state=0).fit(pairs).covariance_
+    np.testing.assert_allclose(fitted["full"].covariance_,
+                               raw * trace_scale * d / np.trace(raw), rtol=1e-10)
+
+
+@pytest.mark.parametrize("structure", ["full", "diagonal", "isotropic", "lowrank"])
+def test_trace_scaled_samples_have_the_rescaled_covariance(rng, structure):
+    pairs, _ = make_pairs(rng)
+    f = StructuredNoiseFitter(structure=structure, rank=2, trace_scale=2.0,
+                              random_state=0).fit(pairs)
+    draws = f.sample(200_000)
+    np.testing.assert_allclose(np.cov(draws.T), f.covariance_, atol=0.05 * 2.0)
+    module = f.to_torch(dtype=torch.float64)
+    eps = module.sample(200_000).numpy()
+    np.testing.assert_allclose(np.cov(eps.T), f.covariance_, atol=0.05 * 2.0)
+
+
+def test_trace_scale_rescales_the_factor_without_refactoring(rng, monkeypatch):
+    pairs, _ = make_pairs(rng)
+    raw = StructuredNoiseFitter(random_state=0).fit(pairs)
+    from structnoise import fitters
+
+    calls = []
+    real = fitters._sampling_factor
+    monkeypatch.setattr(fitters, "_sampling_factor",
+                        lambda *a: calls.append(a) or real(*a))
+    scaled = StructuredNoiseFitter(trace_scale=1.0, random_state=0).fit(pairs)
+    assert len(calls) == 1  # one factorisation, of the unscaled matrix
+    c = pairs.shape[2] / np.trace(raw.covariance_)
+    np.testing.assert_allclose(scaled.factor_, raw.factor_ * np.sqrt(c), rtol=1e-10)
+
+
+def test_shrinkage_none_is_the_plain_sample_covariance(rng):
+    pairs, delta = make_pairs(rng)
+    f = StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4).fit(pairs)
+    n = len(delta)
+    expected = np.cov(delta.T, ddof=1) * (n - 1) / n + 1e-4 * np.eye(delta.shape[1])
+    np.testing.assert_allclose(f.covariance_, expected, rtol=1e-10)
+    # with trace_scale the ddof does not matter: the authors' ddof=1 matrix
+    # rescaled is the same noise
+    t = StructuredNoiseFitter(shrinkage=None, trace_scale=2.0).fit(pairs).covariance_
+    authors = np.cov(delta.T, ddof=1)
+    np.testing.assert_allclose(t, authors * 2.0 * delta.shape[1] / np.trace(authors),
+                               rtol=1e-10)
+
+
+def test_trace_scale_of_a_zero_covariance_is_refused(rng):
+    clean = rng.randn(50, 4)
+    pairs = np.stack([clean, clean], axis=1)
+    with pytest.raises(ValueError, match="do not differ"):
+        StructuredNoiseFitter(shrinkage=None, trace_scale=2.0).fit(pairs)

@@ -180,3 +180,189 @@ def test_noise_fitted_even_with_callbacks_disabled(digits):
     X, y = digits
     net = make_net(callbacks="disable").fit(X, y)
     assert "body.2" in net.noise_
+
+
+# ------------------------------------------- the paper's retraining and ensemble
+def _paper_net(**kw):
+    from structnoise.models import PaperCNN
+
+    params = dict(noise=StructuredNoiseFitter(shrinkage=None, trace_scale=2.0, random_state=0),
+                  noise_source=GaussianNoise(0.3, random_state=0),
+                  noise_layers=PaperCNN.NOISE_SITES[2], noise_retrain="after",
+                  noise_warmup_epochs=1, max_epochs=2, batch_size=32, verbose=0,
+                  train_split=None, optimizer=torch.optim.Adam, lr=1e-3)
+    params.update(kw)
+    module = params.pop("module", PaperCNN)
+    return NoisyNeuralNetClassifier(module, **params)
+
+
+@pytest.fixture(scope="module")
+def images28():
+    rng = np.random.RandomState(0)
+    return rng.rand(64, 1, 28, 28).astype(np.float32), rng.randint(0, 10, 64)
+
+
+def _snapshot(net):
+    return {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+
+def test_retrain_after_freezes_up_to_the_noisy_layer_and_reinitialises_the_rest(images28):
+    X, y = images28
+    torch.manual_seed(0)
+    net = _paper_net(max_epochs=1, noise_warmup_epochs=1)
+    net.fit(X, y)  # the phase starts at the end of the only epoch
+    assert net.noise_phase_started_
+    assert net.noise_frozen_ == ["body.conv1.weight", "body.conv1.bias",
+                                 "body.conv2.weight", "body.conv2.bias"]
+    assert net.noise_reinitialized_ == ["body.conv3", "body.fc1", "body.fc2", "head"]
+    trainable = {n for n, p in net.module_.named_parameters() if p.requires_grad}
+    assert trainable == {f"{m}.{p}" for m in net.noise_reinitialized_ for p in ("weight", "bias")}
+    # the optimizer only sees the trainable parameters
+    in_optimizer = {id(p) for group in net.optimizer_.param_groups for p in group["params"]}
+    assert in_optimizer == {id(p) for p in net.module_.parameters() if p.requires_grad}
+    # training on: the frozen layers do not move, the later ones do
+    before = _snapshot(net)
+    net.partial_fit(X, y)
+    after = _snapshot(net)
+    for name in before:
+        moved = not torch.equal(before[name], after[name])
+        assert moved == (name not in net.noise_frozen_), name
+
+
+def test_retrain_after_reinitialises_with_reset_parameters(images28, monkeypatch):
+    X, y = images28
+    torch.manual_seed(0)
+    net = _paper_net(max_epochs=1, noise_warmup_epochs=1)
+    states = []
+    real = NoisyNeuralNetClassifier._freeze_and_reinitialize
+
+    def spy(self):
+        states.append(_snapshot(self))
+        real(self)
+        states.append(_snapshot(self))
+
+    monkeypatch.setattr(NoisyNeuralNetClassifier, "_freeze_and_reinitialize", spy)
+    net.fit(X, y)
+    before, after = states
+    for name in before:
+        layer = name.rsplit(".", 1)[0]
+        assert torch.equal(before[name], after[name]) == (layer not in net.noise_reinitialized_)
+    # reset_parameters' bound for fc1 (kaiming uniform, fan_in 400)
+    assert float(after["body.fc1.weight"].abs().max()) <= 1 / np.sqrt(400) + 1e-6
+
+
+def test_no_noise_baseline_gets_the_same_freeze_and_reinit(images28):
+    X, y = images28
+    torch.manual_seed(0)
+    noisy = _paper_net().fit(X, y)
+    torch.manual_seed(0)
+    none = _paper_net(noise=None, noise_source=None).fit(X, y)
+    assert not getattr(none, "noise_", None)
+    assert none.noise_frozen_ == noisy.noise_frozen_
+    assert none.noise_reinitialized_ == noisy.noise_reinitialized_
+    with pytest.raises(ValueError, match="noise_layers"):
+        _paper_net(noise=None, noise_source=None, noise_layers=None).fit(X, y)
+
+
+def test_retrain_after_follows_execution_order_not_registration():
+    class Reordered(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            # registered head first, but it runs last
+            self.head = torch.nn.Linear(16, 3)
+            self.late = torch.nn.Linear(16, 16)
+            self.early = torch.nn.Linear(8, 16)
+            self.act = torch.nn.Tanh()
+
+        def forward(self, x):
+            return self.head(torch.tanh(self.late(self.act(self.early(x)))))
+
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(40, 8).astype(np.float32), rng.randint(0, 3, 40)
+    noise = StructuredNoiseFitter(random_state=0).fit(rng.randn(30, 16))
+    net = NoisyNeuralNetClassifier(Reordered, noise=noise, noise_layers="act",
+                                   noise_retrain="after", max_epochs=1, verbose=0,
+                                   train_split=None).fit(X, y)
+    assert net.noise_frozen_ == ["early.weight", "early.bias"]
+    assert net.noise_reinitialized_ == ["late", "head"]
+
+
+def test_retrain_after_needs_a_layer_after(digits):
+    X, y = digits
+    fitter = StructuredNoiseFitter().fit(np.random.RandomState(0).randn(50, 10))
+    net = NoisyNeuralNetClassifier(DigitsMLP, noise=fitter, noise_layers="head",
+                                   noise_retrain="after", max_epochs=1, verbose=0,
+                                   train_split=None)
+    with pytest.raises(ValueError, match="nothing to retrain.*'head'"):
+        net.fit(X, y)
+    assert len(net.history) == 0
+
+
+def test_fresh_fit_undoes_the_freeze(images28):
+    X, y = images28
+    torch.manual_seed(0)
+    from structnoise.models import PaperCNN
+
+    module = PaperCNN()
+    net = _paper_net(module=module).fit(X, y)
+    assert not module.body.conv1.weight.requires_grad
+    net.set_params(noise_retrain="all").fit(X, y)
+    assert all(p.requires_grad for p in module.parameters())
+
+
+def test_ensemble_prediction_is_the_mean_of_single_draw_logits(digits):
+    X, y = digits
+    torch.manual_seed(0)
+    net = make_net(noise_ensemble=5, batch_size=400).fit(X, y)
+    Xt = torch.as_tensor(X)
+    hook_noise = net.noise_["body.2"]
+    control = net.noise_control_
+    # the ensemble's logits, drawn from a fresh generator
+    noise_module = net.module_.body[2]._forward_hooks
+    (hook,) = noise_module.values()
+    hook.noise.reset_generators()
+    net.set_params(predict_nonlinearity=None)
+    ensemble = torch.as_tensor(net.predict_proba(X))
+    # k single-draw passes from the same generator state: the stacked pass
+    # draws the k copies' noise in one call, so replay it the same way
+    hook.noise.reset_generators()
+    net.module_.eval()
+    with torch.no_grad():
+        single = net.module_(Xt.repeat(5, 1, 1, 1)).reshape(5, len(X), -1)
+    torch.testing.assert_close(ensemble, single.mean(0))
+    # the draws differ: the ensemble is not one draw repeated
+    assert not torch.allclose(single[0], single[1])
+    assert hook_noise is net.noise_["body.2"] and control.scale == 1.0
+    # fewer errors than a single draw on average (the ensemble averages noise out)
+    acc_ensemble = (ensemble.argmax(1).numpy() == y).mean()
+    acc_single = np.mean([(s.argmax(1).numpy() == y).mean() for s in single])
+    assert acc_ensemble >= acc_single - 0.02
+
+
+def test_attacks_target_the_ensemble(digits):
+    from structnoise.sources.base import EOTModel, resolve_module
+
+    X, y = digits
+    torch.manual_seed(0)
+    net = make_net(noise_ensemble=4).fit(X, y)
+    module = resolve_module(net)
+    assert isinstance(module, EOTModel) and module.eot_samples == 4
+    assert module.module is net.module_
+    with net.noise_disabled():
+        assert resolve_module(net) is net.module_
+    net.set_params(noise_ensemble=1)
+    assert resolve_module(net) is net.module_
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(noise_retrain="before"), "noise_retrain"),
+    (dict(noise_ensemble=0), "noise_ensemble"),
+    (dict(noise_ensemble=2.5), "noise_ensemble"),
+    (dict(noise_ensemble=True), "noise_ensemble"),
+])
+def test_bad_retrain_and_ensemble(digits, kw, match):
+    X, y = digits
+    net = make_net(**kw)
+    with pytest.raises(ValueError, match=match):
+        net.fit(X, y)
+    assert not getattr(net, "history", None) or len(net.history) == 0

@@ -5,6 +5,7 @@ Every source is a scikit-learn estimator with
 """
 
 from ._advertorch import import_advertorch as _import_advertorch
+from .art_attacks import AutoPGD, SquareAttack
 from .attacks import (
     DDN,
     FAB,
@@ -18,7 +19,13 @@ from .attacks import (
     SpatialTransform,
 )
 from .base import EOTLoss, EOTModel, ModificationSource
-from .corruptions import CORRUPTIONS, SEVERITY_PARAMETERS, Corruption, GaussianNoise
+from .corruptions import (
+    CORRUPTIONS,
+    SEVERITY_PARAMETERS,
+    STRENGTH_TRANSFORMS,
+    Corruption,
+    GaussianNoise,
+)
 
 # make ``import advertorch.attacks`` work on modern torch once structnoise is imported
 _import_advertorch()
@@ -26,6 +33,6 @@ _import_advertorch()
 __all__ = [
     "ModificationSource", "EOTModel", "EOTLoss",
     "FGSM", "LinfPGD", "L2PGD", "L1PGD", "MomentumIterative", "CarliniWagnerL2", "DDN",
-    "FAB", "LinfSPSA", "SpatialTransform",
-    "Corruption", "GaussianNoise", "CORRUPTIONS", "SEVERITY_PARAMETERS",
+    "FAB", "LinfSPSA", "SpatialTransform", "AutoPGD", "SquareAttack",
+    "Corruption", "GaussianNoise", "CORRUPTIONS", "SEVERITY_PARAMETERS", "STRENGTH_TRANSFORMS",
 ]

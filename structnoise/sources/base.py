@@ -140,10 +140,16 @@ def validate_labels(y, n_samples, device=None):
 
 
 def resolve_module(model):
-    """The torch module behind ``model`` (a module or a fitted skorch net)."""
+    """The torch module behind ``model`` (a module or a fitted skorch net).
+
+    A net that predicts with an ensemble of noise draws exposes it as
+    ``prediction_module_``: attacks target what the net predicts with.
+    """
     if isinstance(model, torch.nn.Module):
         return model
-    module = getattr(model, "module_", None)
+    module = getattr(model, "prediction_module_", None)
+    if not isinstance(module, torch.nn.Module):
+        module = getattr(model, "module_", None)
     if isinstance(module, torch.nn.Module):
         return module
     if hasattr(model, "module") and hasattr(model, "initialize"):

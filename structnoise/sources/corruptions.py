@@ -27,7 +27,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .base import ModificationSource, batches, progress, validate_images
 
-__all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS"]
+__all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS",
+           "STRENGTH_TRANSFORMS", "STRENGTH_PARAMETERS"]
 
 #: the parameter of each corruption at severities 1..5 (see each function)
 SEVERITY_PARAMETERS = {
@@ -50,7 +51,26 @@ SEVERITY_PARAMETERS = {
     "shear": [0.1, 0.15, 0.2, 0.25, 0.3],                    # shear factor, random sign
     "scale": [0.9, 0.8, 0.7, 0.6, 0.5],                      # zoom-out factor
     "translate": [0.05, 0.1, 0.15, 0.2, 0.25],               # shift, fraction of the size
+    # (mean, sd, zoom, threshold, blur radius px, blur sigma px, image kept)
+    "snow": [(0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+             (0.55, 0.3, 4, 0.9, 12, 8, 0.7), (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+             (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)],
+    "perspective": [0.1, 0.2, 0.3, 0.4, 0.5],                # corner distortion (0.25 * s)
+    "obstruction": [0.16, 0.32, 0.48, 0.64, 0.8],            # square side, fraction (0.4 * s)
 }
+
+#: the paper's continuous strength ``s`` (in (0, 2]) -> parameter, per transform
+STRENGTH_PARAMETERS = {
+    "elastic_transform": "alpha = 35 * s (torchvision's ElasticTransform, sigma 5, at 28 px)",
+    "perspective": "distortion_scale = 0.25 * s (torchvision's RandomPerspective)",
+    "rotate": "angle uniform in [-60 * s, 60 * s] degrees (torchvision's RandomRotation)",
+    "obstruction": "a black square of side 0.4 * s * H px at a random place",
+}
+
+#: severities 1-5 of the strength-based transforms are s = 0.4, 0.8, ..., 2.0
+SEVERITY_STRENGTHS = (0.4, 0.8, 1.2, 1.6, 2.0)
+#: the documented range of ``strength``
+STRENGTH_RANGE = (0.0, 2.0)
 
 
 def _param(name, severity):
@@ -168,17 +188,14 @@ def defocus_blur(x, severity, g):
     return _gaussian_blur(out, alias * _spatial(x)) if alias * _spatial(x) > 0.05 else out
 
 
-def motion_blur(x, severity, g):
-    """Linear motion blur at a random angle in [-45, 45] degrees per image."""
-    radius, sigma = _param("motion_blur", severity)
-    radius, sigma = radius * _spatial(x), sigma * _spatial(x)
+def _motion_blur(x, radius, sigma, angle):
+    """Linear motion blur of each image along its own ``angle`` (radians, (n,))."""
     n, c, h, w = x.shape
     size = 2 * int(math.ceil(radius)) + 1
     t = torch.arange(size, device=x.device, dtype=x.dtype) - size // 2
     # one-sided Gaussian weights along the motion direction, as in the reference
     weights = torch.exp(-0.5 * (t.clamp(min=0) / max(sigma, 1e-3)) ** 2) * (t >= 0)
     weights = weights / weights.sum()
-    angle = (_rand((n,), x, g) * 90 - 45) * math.pi / 180
     # rasterise each image's line kernel with bilinear splatting: (n, size, size)
     px = size // 2 + t[None, :] * torch.cos(angle)[:, None]
     py = size // 2 - t[None, :] * torch.sin(angle)[:, None]
@@ -192,6 +209,13 @@ def motion_blur(x, severity, g):
     pad = (size // 2, size // 2, size // 2, size // 2)
     xp = F.pad(x.reshape(1, n * c, h, w), pad, mode="replicate")
     return F.conv2d(xp, k, groups=n * c).reshape(n, c, h, w)
+
+
+def motion_blur(x, severity, g):
+    """Linear motion blur at a random angle in [-45, 45] degrees per image."""
+    radius, sigma = _param("motion_blur", severity)
+    angle = (_rand((x.shape[0],), x, g) * 90 - 45) * math.pi / 180
+    return _motion_blur(x, radius * _spatial(x), sigma * _spatial(x), angle)
 
 
 def _affine(x, theta):
@@ -343,6 +367,25 @@ def jpeg_compression(x, severity, g):
     return torch.round(rec.clamp(0, 255)) / 255.0
 
 
+def elastic_strength(x, s, g):
+    """torchvision-style elastic warp with ``alpha = 35 * s`` (sigma 5 px at 28 px).
+
+    A uniform [-1, 1] field per axis, Gaussian-smoothed, displaces each pixel
+    by ``field * alpha / 2`` px (torchvision's normalised-grid convention);
+    alpha and sigma scale with ``H / 28``.
+    """
+    n, c, h, w = x.shape
+    size_scale = h / 28.0
+    alpha, sigma = 35.0 * s * size_scale, 5.0 * size_scale
+    field = _rand((n, 2, h, w), x, g) * 2 - 1
+    field = _gaussian_blur(field, sigma)
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(n, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    offset = field.permute(0, 2, 3, 1) * (alpha / 2) * torch.tensor(
+        [2.0 / w, 2.0 / h], device=x.device, dtype=x.dtype)
+    return F.grid_sample(x, grid + offset, padding_mode="zeros", align_corners=False)
+
+
 def elastic_transform(x, severity, g):
     """Smooth random displacement field (MNIST-C style)."""
     n, c, h, w = x.shape
@@ -359,6 +402,36 @@ def elastic_transform(x, severity, g):
     return F.grid_sample(x, grid + offset, padding_mode="zeros", align_corners=False)
 
 
+def _grey(x):
+    """Luma of RGB images (ITU-R 601, as OpenCV); grey images as they are."""
+    if x.shape[1] != 3:
+        return x
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+
+
+def snow(x, severity, g):
+    """Snow: a thresholded, zoomed, motion-blurred flake layer over a whitened image.
+
+    The reference's recipe (``imagecorruptions.snow``) for whole batches:
+    Gaussian flakes, centre zoom, threshold, motion blur at an angle in
+    [-135, -45] degrees, rounded to 8 bits, added with its 180-degree
+    rotation to ``k * x + (1 - k) * max(x, 1.5 * grey + 0.5)``.
+    """
+    loc, sd, zoom, threshold, radius, sigma, kept = _param("snow", severity)
+    n, c, h, w = x.shape
+    layer = loc + sd * torch.randn((n, 1, h, w), generator=g, device=x.device, dtype=x.dtype)
+    ch, cw = int(math.ceil(h / zoom)), int(math.ceil(w / zoom))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    layer = F.interpolate(layer[..., top:top + ch, left:left + cw], size=(h, w),
+                          mode="bilinear", align_corners=False)
+    layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
+    angle = (_rand((n,), x, g) * 90 - 135) * math.pi / 180
+    layer = _motion_blur(layer, radius * _spatial(x), sigma * _spatial(x), angle)
+    layer = torch.round(layer * 255) / 255
+    whitened = kept * x + (1 - kept) * torch.maximum(x, _grey(x) * 1.5 + 0.5)
+    return whitened + layer + torch.flip(layer, (-2, -1))
+
+
 # --------------------------------------------------------------- geometric
 def _random_sign(n, x, g):
     return torch.where(_rand((n,), x, g) < 0.5, -1.0, 1.0).to(x.dtype)
@@ -372,6 +445,77 @@ def rotate(x, severity, g):
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
     theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
     return _affine(x, theta)
+
+
+def rotate_strength(x, s, g):
+    """Rotation by an angle uniform in [-60 * s, 60 * s] degrees per image."""
+    n = x.shape[0]
+    a = (_rand((n,), x, g) * 2 - 1) * 60.0 * s * math.pi / 180
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
+    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
+    return _affine(x, theta)
+
+
+def perspective_strength(x, s, g):
+    """Random perspective with ``distortion_scale = 0.25 * s`` (torchvision's recipe).
+
+    Each corner moves inwards by up to ``distortion_scale`` of half the
+    size; the image is warped so that its corners land there (zeros
+    outside). One homography per image, solved in a batch.
+    """
+    n, c, h, w = x.shape
+    d = min(0.25 * s, 1.0)
+    half_w, half_h = (w - 1) / 2.0, (h - 1) / 2.0
+    u = torch.rand((n, 4, 2), generator=g, device=x.device, dtype=torch.float64)
+    corners = torch.tensor([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]],
+                           dtype=torch.float64, device=x.device)
+    inward = torch.tensor([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=torch.float64,
+                          device=x.device)
+    ends = corners + inward * u * torch.tensor([d * half_w, d * half_h], dtype=torch.float64,
+                                               device=x.device)
+    # homography mapping output (end) points to input (start) points
+    ex, ey = ends[..., 0], ends[..., 1]
+    sx, sy = corners[:, 0].expand(n, 4), corners[:, 1].expand(n, 4)
+    zeros, ones = torch.zeros_like(ex), torch.ones_like(ex)
+    rows_x = torch.stack([ex, ey, ones, zeros, zeros, zeros, -ex * sx, -ey * sx], -1)
+    rows_y = torch.stack([zeros, zeros, zeros, ex, ey, ones, -ex * sy, -ey * sy], -1)
+    A = torch.cat([rows_x, rows_y], 1)
+    b = torch.cat([sx, sy], 1)
+    coef = torch.linalg.solve(A, b)                                   # (n, 8)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=x.device),
+                            torch.arange(w, dtype=torch.float64, device=x.device),
+                            indexing="ij")
+    a_, b_, c_, d_, e_, f_, g_, h_ = (coef[:, i, None, None] for i in range(8))
+    den = g_ * xs + h_ * ys + 1
+    src_x = (a_ * xs + b_ * ys + c_) / den
+    src_y = (d_ * xs + e_ * ys + f_) / den
+    grid = torch.stack([2 * src_x / max(w - 1, 1) - 1, 2 * src_y / max(h - 1, 1) - 1], -1)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros",
+                         align_corners=True)
+
+
+def obstruction_strength(x, s, g):
+    """A black square of side ``round(0.4 * s * H)`` px at a random place per image."""
+    n, c, h, w = x.shape
+    side = int(min(max(round(0.4 * s * h), 1), h, w))
+    top = (_rand((n,), x, g) * (h - side + 1)).floor().clamp(max=h - side)
+    left = (_rand((n,), x, g) * (w - side + 1)).floor().clamp(max=w - side)
+    rows = torch.arange(h, device=x.device, dtype=x.dtype)[None, :, None]
+    cols = torch.arange(w, device=x.device, dtype=x.dtype)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < top[:, None, None] + side)
+              & (cols >= left[:, None, None]) & (cols < left[:, None, None] + side))
+    return x * (~inside)[:, None].to(x.dtype)
+
+
+def perspective(x, severity, g):
+    """Random perspective, severity k = strength 0.4 * k."""
+    return perspective_strength(x, SEVERITY_STRENGTHS[severity - 1], g)
+
+
+def obstruction(x, severity, g):
+    """Black square occluder, severity k = strength 0.4 * k."""
+    return obstruction_strength(x, SEVERITY_STRENGTHS[severity - 1], g)
 
 
 def shear(x, severity, g):
@@ -405,7 +549,16 @@ CORRUPTIONS = {f.__name__: f for f in (
     fog,
     contrast, brightness, saturate, pixelate, jpeg_compression, elastic_transform,
     rotate, shear, scale, translate,
+    snow, perspective, obstruction,
 )}
+
+#: name -> batched transform ``f(x, strength, generator)`` at the paper's strength
+STRENGTH_TRANSFORMS = {
+    "elastic_transform": elastic_strength,
+    "perspective": perspective_strength,
+    "rotate": rotate_strength,
+    "obstruction": obstruction_strength,
+}
 
 
 def _generator(random_state, device):
@@ -492,6 +645,13 @@ class Corruption(_ImageSource):
         severity means).
     severity : int, default=3
         1 (mild) to 5 (strong).
+    strength : float in (0, 2] or None, default=None
+        The paper's continuous strength ``s`` for the transforms of
+        :data:`STRENGTH_TRANSFORMS` (elastic_transform: ``alpha = 35 s``;
+        perspective: distortion ``0.25 s``; rotate: angle uniform in
+        ``[-60 s, 60 s]`` degrees; obstruction: a black square of side
+        ``0.4 s H``). When given it replaces ``severity``. For perspective
+        and obstruction, severity ``k`` is strength ``0.4 k``.
     random_state : int, RandomState or None, default=None
         Seeds the corruption's randomness (same seed, same output).
     clip_min, clip_max : float, default=0.0, 1.0
@@ -515,13 +675,15 @@ class Corruption(_ImageSource):
     _parameter_constraints = {
         "name": [StrOptions(set(CORRUPTIONS))],
         "severity": [Interval(Integral, 1, 5, closed="both")],
+        "strength": [Real, None],
         **_IMAGE_SOURCE_CONSTRAINTS,
     }
 
-    def __init__(self, name="gaussian_noise", severity=3, *, random_state=None, clip_min=0.0,
-                 clip_max=1.0, batch_size=1024, verbose=0):
+    def __init__(self, name="gaussian_noise", severity=3, *, strength=None, random_state=None,
+                 clip_min=0.0, clip_max=1.0, batch_size=1024, verbose=0):
         self.name = name
         self.severity = severity
+        self.strength = strength
         self.random_state = random_state
         self.clip_min = clip_min
         self.clip_max = clip_max
@@ -534,8 +696,21 @@ class Corruption(_ImageSource):
                 f"Unknown corruption {self.name!r}; valid names are: "
                 f"{', '.join(sorted(CORRUPTIONS))}.")
         super()._validate_params()
+        if self.strength is not None:
+            if self.name not in STRENGTH_TRANSFORMS:
+                raise ValueError(
+                    f"strength applies to {', '.join(sorted(STRENGTH_TRANSFORMS))} only; "
+                    f"{self.name!r} takes severity 1-5 (leave strength=None).")
+            lo, hi = STRENGTH_RANGE
+            s = float(self.strength)
+            if not (lo < s <= hi):
+                raise ValueError(
+                    f"strength must be in ({lo}, {hi}] (the paper's s, 0.2-2.0); got "
+                    f"{self.strength!r}.")
 
     def _apply(self, x01, g):
+        if self.strength is not None:
+            return STRENGTH_TRANSFORMS[self.name](x01, float(self.strength), g)
         return CORRUPTIONS[self.name](x01, int(self.severity), g)
 
 
