@@ -30,7 +30,7 @@ def main(argv=None):
     extra += ["--out", args.out]
     cov_rows, mem = perf_covariance.main(extra)
     wrappers, eot, corr = perf_sources.main(extra)
-    noise = perf_noise.main(extra)
+    noise, paper_site = perf_noise.main(extra)
 
     lines = [f"# Performance summary ({'quick smoke run' if args.quick else 'full run'})", "",
              f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {machine()}.", "",
@@ -56,7 +56,8 @@ def main(argv=None):
               f"{mem['peak_MiB']:.0f} MiB = {mem['peak_over_dxd']:.1f}x the d x d matrix, "
               f"{100 * mem['peak_over_data']:.1f}% of the data streamed.",
               "", "## Sources (issue #4)", "",
-              "| attack | ours / raw advertorch | goal |", "|---|---|---|"]
+              "| attack | ours / raw library (advertorch; ART for AutoPGD, Square) | goal |",
+              "|---|---|---|"]
     for r in wrappers:
         lines.append(f"| {r['attack']} | {r['overhead_ratio']:.2f}x | <= 1.05 "
                      f"({_verdict(r['overhead_ratio'], 1.05, False)}) |")
@@ -79,6 +80,13 @@ def main(argv=None):
         lines.append(f"| {r['structure']} (d={r['width']}, {r['device']}) | "
                      f"{r['ratio_to_no_noise']:.2f}x | <= {goal} "
                      f"({_verdict(r['ratio_to_no_noise'], goal, False)}) |")
+    lines += ["", "## Noise at the paper's site (issue #10)", "",
+              "PaperCNN, noise at body.tanh2 (16x14x14 = 3136), trace_scale=2, batch 64, Adam.",
+              "", "| structure | step / noise-free step |", "|---|---|"]
+    for r in paper_site:
+        if r["structure"] != "none":
+            lines.append(f"| {r['structure']} ({r['device']}) | "
+                         f"{r['ratio_to_no_noise']:.2f}x |")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "summary.md")
     with open(path, "w") as fh:

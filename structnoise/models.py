@@ -154,24 +154,24 @@ class PaperCNN(_BodyHead):
     the paper's public code. The paper's noise sites ``L`` are the outputs
     of these layers (:attr:`NOISE_SITES` maps ``L`` to the name):
 
-    ============  =========================  ============  ====
-    name          layer                      output        L
-    ============  =========================  ============  ====
+    ============  =========================  ==============  ================
+    name          layer                      output          L
+    ============  =========================  ==============  ================
     body.conv1    Conv2d(1, 6, 5, pad 2)     6x28x28
     body.tanh1    Tanh                       6x28x28
-    body.pool1    MaxPool2d(2)               6x14x14=1176  1
+    body.pool1    MaxPool2d(2)               6x14x14=1176    1
     body.conv2    Conv2d(6, 16, 3, pad 1)    16x14x14
-    body.tanh2    Tanh                       16x14x14=3136 2 (default site)
+    body.tanh2    Tanh                       16x14x14=3136   2 (default site)
     body.conv3    Conv2d(16, 16, 5)          16x10x10
     body.tanh3    Tanh                       16x10x10
-    body.pool3    MaxPool2d(2)               16x5x5=400    3
+    body.pool3    MaxPool2d(2)               16x5x5=400      3
     body.flatten  Flatten                    400
     body.fc1      Linear(400, 32)            32
-    body.tanh4    Tanh                       32            4
+    body.tanh4    Tanh                       32              4
     body.fc2      Linear(32, 16)             16
-    body.tanh5    Tanh                       16            5
+    body.tanh5    Tanh                       16              5
     head          Linear(16, n_classes)      n_classes
-    ============  =========================  ============  ====
+    ============  =========================  ==============  ================
 
     Parameters
     ----------

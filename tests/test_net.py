@@ -366,3 +366,12 @@ def test_bad_retrain_and_ensemble(digits, kw, match):
     with pytest.raises(ValueError, match=match):
         net.fit(X, y)
     assert not getattr(net, "history", None) or len(net.history) == 0
+
+
+def test_trace_scale_routed_to_the_fitters(digits):
+    X, y = digits
+    torch.manual_seed(0)
+    net = make_net(noise__trace_scale=2.0, noise__structure="diagonal").fit(X, y)
+    fitter = net.noise_["body.2"]
+    assert fitter.trace_scale == 2.0 and fitter.structure == "diagonal"
+    assert np.trace(fitter.covariance_) == pytest.approx(2.0 * 128, rel=1e-6)
