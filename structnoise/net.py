@@ -8,13 +8,13 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
+from ._random import layer_seeds
 from .activations import ActivationPairs, check_layers
 from .fitters import StructuredNoiseFitter
 from .sources.base import ModificationSource
@@ -508,13 +508,12 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         else:
             if _is_fitted(self.noise) and not routed:
                 return {name: self.noise for name in layers}
-            seeds = check_random_state(self.noise.random_state).randint(0, 2**31 - 1,
-                                                                        len(layers))
+            seeds = layer_seeds(self.noise.random_state, layers)
             fitters = {}
-            for name, seed in zip(layers, seeds, strict=True):
+            for name in layers:
                 f = clone(self.noise)
-                if self.noise.random_state is not None:
-                    f.set_params(random_state=int(seed))
+                if seeds[name] is not None:
+                    f.set_params(random_state=seeds[name])
                 fitters[name] = f
         if routed:
             fitters = {name: (clone(f) if _is_fitted(f) else f).set_params(**routed)

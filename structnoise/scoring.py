@@ -246,20 +246,22 @@ def robustness_report(estimator, X, y, sources, n_repeats=5, eot_samples=None, c
 
 
 def transfer_matrix(estimator, X, y, noise_sources, eval_sources, *, X_eval=None,
-                    y_eval=None, isotropic=True, eot_samples=None, test_size=0.25,
-                    random_state=0):
-    """The paper's transfer experiment in one call.
+                    y_eval=None, isotropic=True, eot_samples=None, protocol="eot",
+                    test_size=0.25, random_state=0):
+    """The paper's transfer experiment in one call: a view of an :class:`Experiment`.
 
-    For each noise source a network is trained with structured noise learned
-    from it (``estimator`` cloned with ``noise_source`` set), plus the
-    noise-free network and, with ``isotropic=True``, the trace-matched
-    isotropic noise of each source; every network is scored on every
-    evaluation source.
+    Runs :class:`structnoise.evaluation.Experiment` (one base network, then
+    per noise source a network retrained with the noise learned from it, the
+    noise-free network retrained the same way, and with ``isotropic=True``
+    isotropic noise of the same trace) and pivots its rows: the same
+    protocol as the benchmarks, not a second one.
 
     Parameters
     ----------
     estimator : NoisyNeuralNetClassifier
-        Unfitted template with ``noise`` and ``noise_layers`` set.
+        Unfitted template with ``noise`` and ``noise_layers`` set; its
+        ``max_epochs`` is split into ``noise_warmup_epochs`` base epochs
+        (default: half) and the rest retraining with the noise.
     X, y : arrays
         Training data (and evaluation data when ``X_eval`` is None: a
         stratified ``test_size`` split is held out).
@@ -270,13 +272,17 @@ def transfer_matrix(estimator, X, y, noise_sources, eval_sources, *, X_eval=None
     X_eval, y_eval : arrays, default=None
         Held-out evaluation data.
     isotropic : bool, default=True
-        Add a trace-matched isotropic row per noise source.
+        Add an isotropic row of the same trace per noise source.
     eot_samples : int, default=None
-        EOT draws for attacks (see :class:`RobustScorer`).
+        EOT draws of the "eot" protocol (:data:`DEFAULT_EOT_SAMPLES` when
+        None).
+    protocol : {"eot", "paper"}, default="eot"
+        The evaluation protocol of the cells (see
+        :mod:`structnoise.evaluation`).
     test_size : float, default=0.25
         Held-out fraction when ``X_eval`` is None.
     random_state : int, default=0
-        Seed of that split.
+        Seed of the split and of the experiment.
 
     Returns
     -------
@@ -286,33 +292,85 @@ def transfer_matrix(estimator, X, y, noise_sources, eval_sources, *, X_eval=None
 
     Examples
     --------
+    >>> import torch
+    >>> from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
+    >>> from structnoise.datasets import load_digits_images
+    >>> from structnoise.models import DigitsMLP
     >>> from structnoise.scoring import transfer_matrix
-    >>> callable(transfer_matrix)
-    True
+    >>> from structnoise.sources import Corruption
+    >>> X, y = load_digits_images()
+    >>> net = NoisyNeuralNetClassifier(DigitsMLP, noise=StructuredNoiseFitter(),
+    ...                                noise_layers="body.2", max_epochs=2, lr=0.1,
+    ...                                train_split=None, verbose=0)
+    >>> blur = Corruption("gaussian_blur", 3)
+    >>> m = transfer_matrix(net, X[:300], y[:300], {"blur": blur}, {"blur": blur})
+    >>> list(m.index), list(m.columns)
+    (['none', 'blur', 'blur [isotropic]'], ['clean', 'blur'])
     """
+    from .evaluation import Experiment, describe_source
     from .net import NoisyNeuralNetClassifier
 
     if not isinstance(estimator, NoisyNeuralNetClassifier):
         raise TypeError("estimator must be a NoisyNeuralNetClassifier template.")
-    if estimator.noise is None:
-        raise ValueError("estimator.noise is None: set noise=StructuredNoiseFitter().")
+    if estimator.noise is None or isinstance(estimator.noise, dict):
+        raise ValueError("estimator.noise must be one StructuredNoiseFitter template "
+                         "(e.g. noise=StructuredNoiseFitter()).")
+    if estimator.noise_layers is None:
+        raise ValueError("estimator.noise_layers is required (the layer to put noise in).")
     if X_eval is None:
         X, X_eval, y, y_eval = train_test_split(X, y, test_size=test_size,
                                                 random_state=random_state, stratify=y)
     noise_named = _named_sources(noise_sources)
-    scoring = robust_scoring(eval_sources, clean=True, eot_samples=eot_samples)
-    rows = {"none": clone(estimator).set_params(noise=None, noise_source=None)}
-    for name, source in noise_named.items():
-        rows[name] = clone(estimator).set_params(noise_source=source)
-        if isotropic:
-            rows[f"{name} [isotropic]"] = clone(estimator).set_params(
-                noise_source=source, noise__structure="isotropic")
+    eval_named = _named_sources(eval_sources)
+
+    def ident(source):
+        d = describe_source(source)
+        return d["family"], d["strength"]
+
+    row_names = {ident(s): n for n, s in noise_named.items()}
+    col_names = {ident(s): n for n, s in eval_named.items()}
+    if len(row_names) < len(noise_named) or len(col_names) < len(eval_named):
+        raise ValueError("Two sources describe the same modification at the same strength; "
+                         "give each row and column a distinct source.")
+    epochs = int(estimator.max_epochs)
+    base = estimator.noise_warmup_epochs if estimator.noise_warmup_epochs is not None \
+        else max(1, epochs // 2)
+    template = clone(estimator).set_params(noise=None, noise_source=None,
+                                           noise_layers=None)
+    exp = Experiment(
+        template, estimator.noise_layers, list(noise_named.values()), list(eval_named.values()),
+        structures=("none", "full", "isotropic") if isotropic else ("none", "full"),
+        trace_scales=(estimator.noise.trace_scale,), noise=estimator.noise, pairing="all",
+        protocols=(protocol,), eot_samples=int(eot_samples or DEFAULT_EOT_SAMPLES),
+        seeds=(int(random_state),), base_epochs=max(1, int(base)),
+        noise_epochs=max(1, epochs - int(base)), verbose=0)
+    rows = exp.run(X, y, X_eval, y_eval)
     table = {}
-    for row, net in rows.items():
-        torch.manual_seed(random_state)
-        net.fit(X, y)
-        table[row] = {col: scorer(net, X_eval, y_eval) for col, scorer in scoring.items()}
+    for r in rows.itertuples(index=False):
+        if r.structure == "none":
+            row = "none"
+        elif r.noise_family == "any":
+            row = "isotropic"
+        else:
+            key = (r.noise_family, r.noise_strength)
+            name = next(n for (f, st), n in row_names.items()
+                        if f == key[0] and _same_strength(st, key[1]))
+            row = name if r.structure == "full" else f"{name} [isotropic]"
+        if r.eval_kind == "clean":
+            col = "clean"
+        else:
+            col = next(n for (f, st), n in col_names.items()
+                       if f == r.eval_family and _same_strength(st, r.eval_strength))
+        table.setdefault(row, {})[col] = r.accuracy
+    order = ["none"] + [r for n in noise_named for r in (n, f"{n} [isotropic]")] + ["isotropic"]
     out = pd.DataFrame.from_dict(table, orient="index")
+    out = out.reindex(index=[r for r in order if r in out.index],
+                      columns=["clean"] + list(eval_named))
     out.index.name = "noise source"
     out.columns.name = "eval source"
     return out
+
+
+def _same_strength(a, b):
+    """Equal strengths, NaN (no strength) matching NaN."""
+    return a == b or (a != a and b != b)

@@ -10,7 +10,9 @@ import structnoise
 
 MODULES = ["structnoise", "structnoise.covariance", "structnoise.sources",
            "structnoise.scoring", "structnoise.datasets", "structnoise.models",
-           "structnoise.plotting"]
+           "structnoise.plotting", "structnoise.evaluation", "structnoise.evaluation.checks",
+           "structnoise.evaluation.presets", "structnoise.evaluation.report",
+           "structnoise.evaluation.store"]
 
 
 def public_names():
