@@ -151,6 +151,15 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         does not run is left as it is. With ``noise=None`` and
         ``noise_layers`` named this gives the paper's "No Noise" baseline:
         the same freeze and re-initialisation without noise.
+    train_source : ModificationSource, default=None
+        Training-time augmentation: a source applied to a fraction of every
+        training batch (the supplement's baselines: ``LinfPGD`` for PGD
+        adversarial training, ``GaussianNoise(std)`` for Gaussian input
+        augmentation). Attacks attack the network as it is at that step
+        (its noise included); the modified images replace the clean ones.
+    train_source_ratio : float in (0, 1], default=1.0
+        Fraction of each batch replaced (ART's adversarial training
+        ``ratio``); the rows are drawn with torch's global generator.
     noise_ensemble : int, default=1
         Noise draws averaged (in the logits) by ``predict``,
         ``predict_proba``, ``score`` and every scorer, in one stacked pass;
@@ -194,7 +203,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     def __init__(self, module, *args, criterion=torch.nn.CrossEntropyLoss, noise=None,
                  noise_source=None, noise_layers=None, noise_scale=1.0, noise_mode="always",
                  noise_warmup_epochs=None, noise_batch_size=256, noise_retrain="all",
-                 noise_ensemble=1, **kwargs):
+                 noise_ensemble=1, train_source=None, train_source_ratio=1.0, **kwargs):
         super().__init__(module, *args, criterion=criterion, **kwargs)
         self.noise = noise
         self.noise_source = noise_source
@@ -205,6 +214,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         self.noise_batch_size = noise_batch_size
         self.noise_retrain = noise_retrain
         self.noise_ensemble = noise_ensemble
+        self.train_source = train_source
+        self.train_source_ratio = train_source_ratio
 
     # ------------------------------------------------------------------
     # skorch plumbing
@@ -320,6 +331,14 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             raise ValueError(
                 f"noise_ensemble must be an integer >= 1 (noise draws averaged per "
                 f"prediction); got {k!r}.")
+        if self.train_source is not None and not isinstance(self.train_source,
+                                                            ModificationSource):
+            raise TypeError(
+                "train_source must be a structnoise source (e.g. LinfPGD(eps=0.1) or "
+                f"GaussianNoise(0.1)); got {type(self.train_source).__name__}.")
+        r = self.train_source_ratio
+        if not isinstance(r, Real) or isinstance(r, bool) or not 0 < r <= 1:
+            raise ValueError(f"train_source_ratio must be in (0, 1]; got {r!r}.")
         if self.noise is None and self.noise_retrain == "after" and self.noise_layers is None:
             raise ValueError(
                 "noise_retrain='after' needs the layer to freeze up to: set noise_layers "
@@ -450,6 +469,29 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             dataset_train, _ = self.get_split_datasets(X, y, **fit_params)
             self._begin_noise_phase(dataset_train)
         return self
+
+    def train_step_single(self, batch, **fit_params):
+        """One training step; with ``train_source``, on partly modified inputs."""
+        if self.train_source is not None:
+            Xi, yi = unpack_data(batch)
+            batch = (self._augment(Xi, yi), yi)
+        return super().train_step_single(batch, **fit_params)
+
+    def _augment(self, Xi, yi):
+        """Replace ``train_source_ratio`` of the batch by the source's images."""
+        if not isinstance(Xi, torch.Tensor) or yi is None:
+            raise TypeError("train_source needs tensor images and labels in each batch.")
+        n = Xi.shape[0]
+        k = int(round(float(self.train_source_ratio) * n))
+        if k == 0:
+            return Xi
+        rows = torch.randperm(n)[:k].to(Xi.device)
+        labels = yi if isinstance(yi, torch.Tensor) else torch.as_tensor(yi)
+        modified = self.train_source.generate(self.module_, Xi[rows], labels[rows.cpu()])
+        out = Xi.clone()
+        out[rows] = modified.to(out.device, out.dtype)
+        self._set_training(True)  # the source restores the mode; be explicit
+        return out
 
     def get_all_learnable_params(self):
         """The parameters the optimizer sees: only those that still train.

@@ -1,5 +1,6 @@
 """structnoise.evaluation: the experiment object, its store, views and checks."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -318,3 +319,50 @@ def test_dask_backend_gives_the_same_rows(data, run):
         with parallel_backend("dask"):
             on_dask = make_experiment(n_jobs=2).run(*data)
     _same_rows(on_dask, rows)
+
+
+def test_augmentation_baselines_alone_and_with_the_noise(data):
+    from structnoise.sources import GaussianNoise
+
+    exp = make_experiment(structures=("none", "full"),
+                          augmentations=[(LinfPGD(eps=0.1, nb_iter=2, eps_iter=0.05), 0.5),
+                                         (GaussianNoise(0.2), 1.0)])
+    rows = exp.run(*data)
+    aug = rows[rows.train_family != "standard"]
+    assert set(map(tuple, aug[["train_family", "train_strength", "train_ratio"]]
+                   .drop_duplicates().values)) == {("LinfPGD", 0.1, 0.5),
+                                                   ("GaussianNoise", 0.2, 1.0)}
+    # alone (no noise) and combined with the full noise of the first source
+    assert set(map(tuple, aug[["structure", "noise_family"]].drop_duplicates().values)) == {
+        ("none", "none"), ("full", "FGSM")}
+    # every evaluation source, both kinds
+    assert set(aug.eval_kind) == {"clean", "adversarial", "naturalistic"}
+    std = rows[rows.train_family == "standard"]
+    assert (std.train_ratio == 0).all() and std.train_strength.isna().all()
+    from structnoise.evaluation.report import baseline_table
+
+    header, table = baseline_table(rows, "paper")
+    assert header[:2] == ["training", "noise"] and len(table) == 6
+
+
+def test_train_source_is_applied_to_the_batch():
+    from structnoise.sources import GaussianNoise
+
+    seen = []
+
+    class Spy(TinyNet):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    X = np.full((64, 1, 8, 8), 0.5, dtype=np.float32)
+    y = np.arange(64) % 10
+    NoisyNeuralNetClassifier(Spy, train_source=GaussianNoise(0.1, random_state=0),
+                             train_source_ratio=0.25, max_epochs=1, batch_size=64,
+                             train_split=None, verbose=0).fit(X, y)
+    batch = seen[0]
+    changed = (batch != 0.5).flatten(1).any(1)
+    assert int(changed.sum()) == 16  # a quarter of the batch
+    with pytest.raises(ValueError, match="train_source_ratio"):
+        NoisyNeuralNetClassifier(Spy, train_source=GaussianNoise(0.1), train_source_ratio=0,
+                                 max_epochs=1, verbose=0).fit(X, y)

@@ -44,14 +44,16 @@ __all__ = ["Experiment", "COLUMNS", "describe_source", "NOISE_FREE", "ANY_SOURCE
 
 #: the columns of an experiment's results, in order
 COLUMNS = ["seed", "noise_family", "noise_kind", "noise_strength", "structure", "trace_scale",
-           "noise_layers", "eval_family", "eval_kind", "eval_strength", "eval_strength_unit",
-           "eval_protocol", "eot_samples", "eot_draws", "ensemble", "n_images", "accuracy",
-           "train_seconds", "eval_seconds"]
+           "noise_layers", "train_family", "train_strength", "train_ratio", "eval_family",
+           "eval_kind", "eval_strength", "eval_strength_unit", "eval_protocol", "eot_samples",
+           "eot_draws", "ensemble", "n_images", "accuracy", "train_seconds", "eval_seconds"]
 
 #: ``noise_family`` of the network without noise
 NOISE_FREE = "none"
 #: ``noise_family`` of trace-scaled isotropic noise, which no source shapes
 ANY_SOURCE = "any"
+#: ``train_family`` of a network trained on clean images only
+STANDARD = "standard"
 _STRUCTURES = ("none", "full", "diagonal", "isotropic", "lowrank")
 _PROTOCOLS = ("paper", "eot")
 _KINDS = ("adversarial", "naturalistic")
@@ -113,7 +115,9 @@ def _as_tuple(value):
 class _NetPlan:
     """One network of the experiment: its noise and the evaluations it gets."""
 
-    def __init__(self, seed, noise_index, structure, trace_scale, family, kind, strength):
+    def __init__(self, seed, noise_index, structure, trace_scale, family, kind, strength,
+                 augment=None):
+        self.augment = augment  # index into Experiment.augmentations, or None
         self.seed = seed
         self.noise_index = noise_index  # None: no source shapes the noise
         self.structure = structure
@@ -123,9 +127,6 @@ class _NetPlan:
         self.strength = strength
         self.evals = []
 
-    @property
-    def key(self):
-        return (self.seed, self.family, self.strength, self.structure, self.trace_scale)
 
 
 class Experiment(BaseEstimator):
@@ -174,6 +175,16 @@ reg_covar=1e-4)
         Epochs of retraining with the noise.
     pair_batch_size : int, default=256
         Images per batch when collecting activation pairs.
+    augmentations : list of (ModificationSource, float), default=()
+        The supplement's baselines: training-time augmentation (``train_source``
+        and ``train_source_ratio`` of the net) during the retraining, e.g.
+        ``(LinfPGD(...), 0.5)`` for PGD adversarial training or
+        ``(GaussianNoise(0.25), 1.0)`` for Gaussian input augmentation. Each
+        gives a noise-free network ("alone") and, when "full" is among the
+        structures, one with the full noise of ``noise_sources[augment_noise]``
+        ("combined"); they are evaluated on every evaluation source.
+    augment_noise : int, default=0
+        Which noise source's full noise the augmentations are combined with.
     checks : dict or None, default=None
         Run the obfuscation checks (:func:`~structnoise.evaluation.checks.run_checks`)
         on every network kind (each structure, the noise-free net included) of
@@ -226,7 +237,8 @@ reg_covar=1e-4)
                  structures=("none", "full", "diagonal", "isotropic"),
                  trace_scales=None, noise=None, pairing="kind", protocols=("paper", "eot"),
                  eot_samples=4, seeds=(0, 1, 2), base_epochs=10, noise_epochs=10,
-                 pair_batch_size=256, checks=None, n_jobs=1, store=None, verbose=1):
+                 pair_batch_size=256, augmentations=(), augment_noise=0, checks=None,
+                 n_jobs=1, store=None, verbose=1):
         self.net = net
         self.noise_layers = noise_layers
         self.noise_sources = noise_sources
@@ -241,6 +253,8 @@ reg_covar=1e-4)
         self.base_epochs = base_epochs
         self.noise_epochs = noise_epochs
         self.pair_batch_size = pair_batch_size
+        self.augmentations = augmentations
+        self.augment_noise = augment_noise
         self.checks = checks
         self.n_jobs = n_jobs
         self.store = store
@@ -300,6 +314,15 @@ reg_covar=1e-4)
         if not isinstance(self.noise_epochs, Integral) or self.noise_epochs < 1:
             raise ValueError(f"noise_epochs must be a positive integer (the noise is installed "
                              f"and the layers retrained in them); got {self.noise_epochs!r}.")
+        for item in self.augmentations:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2
+                    and isinstance(item[0], ModificationSource) and isinstance(item[1], Real)
+                    and 0 < item[1] <= 1):
+                raise ValueError("augmentations must be (source, ratio) pairs with a ratio in "
+                                 f"(0, 1]; got {item!r}.")
+        if self.augmentations and not (isinstance(self.augment_noise, Integral)
+                                       and 0 <= self.augment_noise < len(self.noise_sources)):
+            raise ValueError(f"augment_noise must index noise_sources; got {self.augment_noise!r}.")
         if self.checks is not None and not isinstance(self.checks, dict):
             raise TypeError(f"checks must be None or a dict of run_checks settings; got "
                             f"{type(self.checks).__name__}.")
@@ -348,11 +371,35 @@ reg_covar=1e-4)
                 else:
                     plan.evals = [j for j, k in enumerate(eval_kinds) if k in plan.serves]
                 plans.append(plan)
+            for a in range(len(self.augmentations)):
+                plan = _NetPlan(seed, None, "none", None, NOISE_FREE, "any", float("nan"),
+                                augment=a)
+                plans.append(plan)
+                if "full" in structures:
+                    src = self.noise_sources[self.augment_noise]
+                    d = describe_source(src)
+                    plan = _NetPlan(seed, self.augment_noise, "full",
+                                    self._trace_scales_for(src.kind)[0], d["family"],
+                                    src.kind, d["strength"], augment=a)
+                    plans.append(plan)
+            for plan in plans:
+                if plan.augment is not None and plan.seed == seed:
+                    plan.evals = list(range(len(evals)))
+        for plan in plans:
+            if plan.augment is None:
+                plan.train = {"train_family": STANDARD, "train_strength": float("nan"),
+                              "train_ratio": 0.0}
+            else:
+                aug_source, ratio = self.augmentations[plan.augment]
+                d = describe_source(aug_source)
+                plan.train = {"train_family": d["family"], "train_strength": d["strength"],
+                              "train_ratio": float(ratio)}
         adversarial = [i for i, src in enumerate(self.noise_sources)
                        if src.kind == "adversarial"]
         first_seed = _as_tuple(self.seeds)[0]
         for plan in plans:
-            plan.check = self.checks is not None and plan.seed == first_seed and (
+            plan.check = self.checks is not None and plan.seed == first_seed and \
+                plan.augment is None and (
                 plan.family == NOISE_FREE
                 or (adversarial and plan.noise_index == adversarial[0]
                     and (plan.family != ANY_SOURCE
@@ -425,8 +472,10 @@ reg_covar=1e-4)
 
 
 def _plan_key(plan):
+    train = plan.train
     return (int(plan.seed), str(plan.family), _key_float(plan.strength), str(plan.structure),
-            _key_float(plan.trace_scale))
+            _key_float(plan.trace_scale), train["train_family"],
+            _key_float(train["train_strength"]), _key_float(train["train_ratio"]))
 
 
 # --------------------------------------------------------------------------
@@ -513,13 +562,20 @@ def _run_network(exp, plan, base_state, pairs, widths, data):
     t0 = time.perf_counter()
     noise = None if plan.structure == "none" else _fitted_noise(
         exp, plan, None if plan.family == ANY_SOURCE else pairs, widths)
+    train = {}
+    if plan.augment is not None:
+        aug_source, ratio = exp.augmentations[plan.augment]
+        aug_source = clone(aug_source)
+        if "random_state" in aug_source.get_params():
+            aug_source.set_params(random_state=derive_seed(plan.seed, "augment", plan.augment))
+        train = dict(train_source=aug_source, train_source_ratio=float(ratio))
     net = _as_net(exp, plan.seed, noise=noise, noise_source=None,
                   noise_layers=_layers(exp), noise_retrain="after", noise_warmup_epochs=0,
-                  max_epochs=exp.noise_epochs).initialize()
+                  max_epochs=exp.noise_epochs, **train).initialize()
     net.module_.load_state_dict(base_state)
     net.initialize_optimizer()
     torch.manual_seed(derive_seed(plan.seed, "retrain", plan.family, plan.strength,
-                                  plan.structure, plan.trace_scale))
+                                  plan.structure, plan.trace_scale, plan.augment))
     net.partial_fit(Xtr, ytr)
     train_seconds = time.perf_counter() - t0
     rows = _evaluate(exp, net, plan, Xte, yte, train_seconds)
@@ -549,10 +605,11 @@ def _evaluate(exp, net, plan, X, y, train_seconds):
                 "noise_kind": plan.kind, "noise_strength": plan.strength,
                 "structure": plan.structure,
                 "trace_scale": float("nan") if plan.trace_scale is None else plan.trace_scale,
-                "noise_layers": ",".join(_layers(exp)), "ensemble": k if stochastic else 1,
+                "noise_layers": ",".join(_layers(exp)), **plan.train,
+                "ensemble": k if stochastic else 1,
                 "n_images": int(X.shape[0]), "train_seconds": train_seconds}
     rows = []
-    torch.manual_seed(derive_seed(plan.seed, "eval", plan.family, plan.structure))
+    torch.manual_seed(derive_seed(plan.seed, "eval", plan.family, plan.structure, plan.augment))
     t = time.perf_counter()
     clean = float(net.score(X, y))
     d = describe_source(None)

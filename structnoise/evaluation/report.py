@@ -8,7 +8,7 @@ import pandas as pd
 from .presets import PAPER_NUMBERS
 from .views import summarise
 
-__all__ = ["CLAIMS", "claim_tables", "write_report", "write_figures"]
+__all__ = ["CLAIMS", "claim_tables", "baseline_table", "write_report", "write_figures"]
 
 CLAIMS = {
     1: "Structured noise improves robustness to attacks and to naturalistic modifications, "
@@ -82,6 +82,7 @@ def claim_tables(results):
     """
     if not len(results):
         return {}
+    results = _standard(results)
     summary = summarise(results)
     matched = _matched(results)
     out = {}
@@ -107,6 +108,73 @@ def claim_tables(results):
         claims[3] = _claim3(summary, results, protocol)
         out[protocol] = claims
     return out
+
+
+def _standard(results):
+    """Rows of networks trained on clean images (no augmentation baseline)."""
+    if "train_family" not in results:
+        return results
+    return results[results.train_family == "standard"]
+
+
+def baseline_table(results, protocol):
+    """The supplement's baselines: augmentation alone and with the noise, vs standard.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Rows of :meth:`Experiment.run`.
+    protocol : {"paper", "eot"}
+        Evaluation protocol.
+
+    Returns
+    -------
+    header, rows : list
+        A markdown-ready table: one row per training (standard, each
+        augmentation) and structure, one column per evaluation.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from structnoise.evaluation import COLUMNS
+    >>> from structnoise.evaluation.report import baseline_table
+    >>> baseline_table(pd.DataFrame(columns=COLUMNS), "paper")
+    ([], [])
+    """
+    if "train_family" not in results or not (results.train_family != "standard").any():
+        return [], []
+    aug = results[results.train_family != "standard"]
+    combined = aug[aug.structure == "full"][["noise_family", "noise_strength"]]
+    keep = results.train_family != "standard"
+    keep |= results.structure == "none"
+    if len(combined):
+        fam, st = combined.iloc[0]
+        keep |= (results.structure == "full") & (results.noise_family == fam) & np.isclose(
+            results.noise_strength.astype(float), st)
+    frame = results[keep & (results.eval_protocol == protocol)]
+    s = summarise(frame)
+    evals = s[["eval_family", "eval_strength"]].drop_duplicates().sort_values(
+        ["eval_family", "eval_strength"])
+    header = ["training", "noise"] + [f"{f} {v:g}" if v == v else f
+                                      for f, v in evals.itertuples(index=False)]
+    rows = []
+    conds = s[["train_family", "train_strength", "train_ratio", "structure", "noise_family"]] \
+        .drop_duplicates().sort_values(["train_family", "train_strength", "train_ratio",
+                                        "structure"])
+    for tf, ts, tr, st, nf in conds.itertuples(index=False):
+        part = s[(s.train_family == tf) & (s.structure == st) & (s.noise_family == nf)]
+        if tf != "standard":
+            part = part[np.isclose(part.train_strength.astype(float), ts)
+                        & np.isclose(part.train_ratio.astype(float), tr)]
+        label = "standard" if tf == "standard" else f"{tf} {ts:g} (ratio {tr:g})"
+        cells = []
+        for f, v in evals.itertuples(index=False):
+            c = part[(part.eval_family == f) & ((part.eval_strength == v)
+                                                 | (part.eval_strength.isna() & (v != v)))]
+            cells.append(_fmt((float(c["mean"].iloc[0]), float(c["ci"].iloc[0])))
+                         if len(c) else "n/a")
+        rows.append([label, "none" if st == "none" else f"{st} ({nf})"] + cells)
+    return header, rows
 
 
 def _unit(results, family):
@@ -240,6 +308,7 @@ def write_figures(results, out):
 
     if not len(results):
         return []
+    results = _standard(results)
     summary = summarise(results)
     names = []
     adv_fams = [f for f in ("LinfPGD", "FGSM", "AutoPGD", "SquareAttack")
@@ -366,7 +435,7 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
     if reductions:
         lines += ["## Reductions from the paper's protocol", ""] + \
             [f"- {r}" for r in reductions] + [""]
-    experiments = (results.groupby("experiment") if "experiment" in results
+    experiments = (list(results.groupby("experiment")) if "experiment" in results
                    else [("", results)])
     for name, part in experiments:
         part = part.drop(columns=["experiment"], errors="ignore")
@@ -379,6 +448,13 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
                 header, rows, verdict, reason = claims[k]
                 lines += [f"**{protocol} protocol: {verdict}.** {reason}.", ""]
                 lines += _table(header, rows) + [""]
+    for name, part in experiments:
+        for protocol in sorted(part.eval_protocol.unique()):
+            header, rows = baseline_table(part.drop(columns=["experiment"], errors="ignore"),
+                                          protocol)
+            if rows:
+                lines += [f"## Baselines{' ' + name if name else ''}: training-time "
+                          f"augmentation, {protocol} protocol", ""] + _table(header, rows) + [""]
     lines += [f"## Claim 4: {CLAIMS[4]}", "",
               "**Holds by construction, under both protocols.** Each layer's fitter is "
               "fitted on that layer's activation pairs only; no information crosses layers. "

@@ -183,7 +183,8 @@ class ResultStore:
         """Keys of the networks whose rows are stored."""
         frame = self.rows()
         return {(int(r.seed), str(r.noise_family), _key_float(r.noise_strength),
-                 str(r.structure), _key_float(r.trace_scale))
+                 str(r.structure), _key_float(r.trace_scale), str(r.train_family),
+                 _key_float(r.train_strength), _key_float(r.train_ratio))
                 for r in frame.itertuples()} if len(frame) else set()
 
     def save_state(self, name, state):

@@ -6,7 +6,8 @@ from scipy import stats
 __all__ = ["summarise", "transfer_table", "CONDITION"]
 
 #: the columns that identify a network's noise condition (all but the seed)
-CONDITION = ["noise_family", "noise_kind", "noise_strength", "structure", "trace_scale"]
+CONDITION = ["noise_family", "noise_kind", "noise_strength", "structure", "trace_scale",
+             "train_family", "train_strength", "train_ratio"]
 _EVAL = ["eval_family", "eval_kind", "eval_strength", "eval_strength_unit", "eval_protocol"]
 
 
@@ -38,14 +39,14 @@ def summarise(results, confidence=0.95):
     """
     keys = CONDITION + _EVAL
     frame = results.copy()
-    for col in ("noise_strength", "trace_scale", "eval_strength"):
+    for col in ("noise_strength", "trace_scale", "eval_strength", "train_strength"):
         frame[col] = frame[col].astype(float).fillna(-1.0)  # NaN keys would be dropped
     grouped = frame.groupby(keys, sort=True, dropna=False)
     out = grouped.agg(mean=("accuracy", "mean"), sd=("accuracy", "std"),
                       n_seeds=("seed", "nunique"), eot_draws=("eot_draws", "max")).reset_index()
     t = stats.t.ppf(0.5 + confidence / 2, np.maximum(out.n_seeds - 1, 1))
     out["ci"] = np.where(out.n_seeds > 1, t * out.sd / np.sqrt(out.n_seeds), np.nan)
-    for col in ("noise_strength", "trace_scale", "eval_strength"):
+    for col in ("noise_strength", "trace_scale", "eval_strength", "train_strength"):
         out[col] = out[col].replace(-1.0, np.nan)
     return out.drop(columns="sd")
 
@@ -83,11 +84,12 @@ def transfer_table(results, structure="full", protocol="paper", eval_kind=None,
     >>> from structnoise.evaluation import COLUMNS, transfer_table
     >>> row = dict.fromkeys(COLUMNS, 0) | {"noise_family": "rotate", "structure": "full",
     ...        "eval_family": "snow", "eval_kind": "naturalistic", "eval_protocol": "paper",
-    ...        "accuracy": 0.4}
+    ...        "train_family": "standard", "accuracy": 0.4}
     >>> float(transfer_table(pd.DataFrame([row])).iloc[0, 0])
     0.4
     """
-    frame = results[results.eval_protocol == protocol]
+    frame = results[(results.eval_protocol == protocol)
+                    & (results.get("train_family", "standard") == "standard")]
     frame = frame[frame.eval_kind != "clean"]
     if eval_kind is not None:
         frame = frame[frame.eval_kind == eval_kind]
