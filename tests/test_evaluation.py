@@ -190,7 +190,7 @@ def test_views(run):
 @pytest.mark.parametrize("kw,match", [
     (dict(structures=("full", "banded")), "structures"),
     (dict(protocols=("paper", "honest")), "protocols"),
-    (dict(pairing="matched"), "pairing"),
+    (dict(pairing="nearest"), "pairing"),
     (dict(eot_samples=0), "eot_samples"),
     (dict(noise_epochs=0), "noise_epochs"),
     (dict(trace_scales=(-1.0,)), "trace scales"),
@@ -366,3 +366,16 @@ def test_train_source_is_applied_to_the_batch():
     with pytest.raises(ValueError, match="train_source_ratio"):
         NoisyNeuralNetClassifier(Spy, train_source=GaussianNoise(0.1), train_source_ratio=0,
                                  max_epochs=1, verbose=0).fit(X, y)
+
+
+def test_matched_pairing_evaluates_attack_noise_at_its_own_eps(data):
+    exp = make_experiment(structures=("none", "full"), pairing="matched",
+                          noise_sources=[FGSM(eps=0.1), FGSM(eps=0.2)],
+                          eval_sources=[FGSM(eps=0.1), FGSM(eps=0.2),
+                                        Corruption("rotate", strength=2.0)])
+    plans = exp._plan()
+    by_family = {(p.family, p.strength, p.structure): p.evals for p in plans}
+    assert by_family[("FGSM", 0.1, "full")] == [0]
+    assert by_family[("FGSM", 0.2, "full")] == [1]
+    none = next(p for p in plans if p.structure == "none")
+    assert none.evals == [0, 1, 2]

@@ -54,6 +54,12 @@ def main(argv=None):
                         help="attack budgets, comma-separated (paper preset; default their 11)")
     parser.add_argument("--modifications", default=None,
                         help="modifications, comma-separated (paper preset; default their 10)")
+    parser.add_argument("--trace-scales", default=None,
+                        help="adversarial trace scales, comma-separated, 'none' for unscaled "
+                             "(paper preset; default their sweep at L=2)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the adversarial-training and Gaussian-augmentation "
+                             "baselines (paper preset)")
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel jobs (joblib)")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the stored rows of this configuration first")
@@ -70,8 +76,12 @@ def main(argv=None):
             options["eps"] = [float(v) for v in args.eps.split(",")]
         if args.modifications:
             options["modifications"] = args.modifications.split(",")
-    elif any(getattr(args, n) is not None for n in ("seeds", "n_train", "n_test", "layers",
-                                                      "eps", "modifications")):
+        if args.trace_scales:
+            options["trace_scales"] = [None if v.lower() == "none" else float(v)
+                                       for v in args.trace_scales.split(",")]
+        options["baselines"] = not args.no_baselines
+    elif args.no_baselines or any(getattr(args, n) is not None for n in (
+            "seeds", "n_train", "n_test", "layers", "eps", "modifications", "trace_scales")):
         parser.error("--seeds, --n-train, --n-test, --layers, --eps and --modifications "
                      "reduce the paper preset; the default preset is fixed")
     preset = get_preset(args.preset, **options)

@@ -156,11 +156,13 @@ class Experiment(BaseEstimator):
 reg_covar=1e-4)
         Template of the fitters (the paper: plain sample covariance plus
         ``1e-4`` on the diagonal).
-    pairing : {"kind", "all"}, default="kind"
+    pairing : {"kind", "matched", "all"}, default="kind"
         Which evaluation sources a noisy network gets: those of its noise
         source's kind (attacks for attack-shaped noise, modifications for
-        modification-shaped noise; the paper's tables and transfer heatmap),
-        or all. The noise-free network gets all, trace-scaled isotropic
+        modification-shaped noise; the paper's tables and transfer heatmap);
+        "matched": the same, but attack-shaped noise only on attacks at its
+        own eps (the paper learns the noise at the eps it evaluates); or
+        all. The noise-free network gets all, trace-scaled isotropic
         networks those of the kinds that use their trace scale.
     protocols : tuple of {"paper", "eot"}, default=("paper", "eot")
         Evaluation protocols, run on the same trained networks.
@@ -301,8 +303,9 @@ reg_covar=1e-4)
         bad = [p for p in protocols if p not in _PROTOCOLS]
         if bad or not protocols:
             raise ValueError(f"protocols must be drawn from {_PROTOCOLS}; got {bad}.")
-        if self.pairing not in ("kind", "all"):
-            raise ValueError(f"pairing must be 'kind' or 'all'; got {self.pairing!r}.")
+        if self.pairing not in ("kind", "matched", "all"):
+            raise ValueError(f"pairing must be 'kind', 'matched' or 'all'; got "
+                             f"{self.pairing!r}.")
         for kind in _KINDS:
             for t in self._trace_scales_for(kind):
                 if t is not None and (not isinstance(t, Real) or not t > 0):
@@ -339,6 +342,7 @@ reg_covar=1e-4)
         structures = _as_tuple(self.structures)
         evals = list(self.eval_sources)
         eval_kinds = [e.kind for e in evals]
+        eval_strengths = [describe_source(e)["strength"] for e in evals]
         plans = []
         for seed in _as_tuple(self.seeds):
             shared = {}
@@ -363,7 +367,10 @@ reg_covar=1e-4)
                         plan = _NetPlan(seed, i, structure, t, d["family"], source.kind,
                                         d["strength"])
                         plan.evals = [j for j, k in enumerate(eval_kinds)
-                                      if self.pairing == "all" or k == source.kind]
+                                      if self.pairing == "all" or (
+                                          k == source.kind and (
+                                              self.pairing == "kind" or k != "adversarial"
+                                              or eval_strengths[j] == d["strength"]))]
                         plans.append(plan)
             for key, plan in shared.items():
                 if key[0] == "none" or self.pairing == "all":
