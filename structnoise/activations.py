@@ -18,7 +18,35 @@ from .sources.base import (
     validate_labels,
 )
 
-__all__ = ["ActivationPairs", "capture_activations", "check_layers"]
+__all__ = ["ActivationPairs", "capture_activations", "check_layers", "uncompiled"]
+
+
+def uncompiled(module):
+    """The module behind ``torch.compile`` (whose names gain an ``_orig_mod.`` prefix).
+
+    Layer names are the user's names for the original module; hooks on its
+    submodules also run inside the compiled one.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A module, compiled or not.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        The original module.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.activations import uncompiled
+    >>> m = torch.nn.Linear(2, 2)
+    >>> uncompiled(m) is m
+    True
+    """
+    inner = getattr(module, "_orig_mod", None)
+    return inner if isinstance(inner, torch.nn.Module) else module
 
 
 def check_layers(module, layers):
@@ -46,7 +74,7 @@ def check_layers(module, layers):
     names = [layers] if isinstance(layers, str) else list(layers)
     if not names:
         raise ValueError("layers is empty: give at least one layer name.")
-    available = dict(module.named_modules())
+    available = dict(uncompiled(module).named_modules())
     unknown = [n for n in names if not isinstance(n, str) or n not in available or n == ""]
     if unknown:
         listing = ", ".join(repr(n) for n in available if n)

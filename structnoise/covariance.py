@@ -568,17 +568,40 @@ def _estimate_host(X, assume_centered, method, block_size):
     return cov, float(s)
 
 
-def _estimate(X, assume_centered, method, block_size=_DEFAULT_BLOCK):
+def _check_input(X):
+    """scikit-learn's checks on the data (same inputs rejected, clear errors)."""
+    if _is_torch(X):
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected 2D array (n_samples, n_features), got a tensor of shape "
+                f"{tuple(X.shape)} instead. Reshape your data with X.reshape(-1, 1) for a "
+                "single feature or X.reshape(1, -1) for a single sample.")
+        if X.is_complex():
+            raise ValueError("Complex data not supported: X must be real (float32/float64).")
+        if X.shape[0] < 1:
+            raise ValueError(f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a "
+                             "minimum of 1 is required.")
+        if X.dtype == torch.bool or not (torch.is_floating_point(X) or X.dtype in (
+                torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+            raise ValueError(f"X must hold real numbers; got dtype {X.dtype}.")
+        if torch.is_floating_point(X) and not bool(torch.isfinite(X).all()):
+            raise ValueError("Input X contains NaN or infinity.")
+        return X
+    from sklearn.utils import check_array
+
+    return check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=1,
+                       input_name="X")
+
+
+def _estimate(X, assume_centered, method, block_size=None):
     """Shared body of :func:`ledoit_wolf` and :func:`oas`."""
+    if block_size is None:
+        block_size = _DEFAULT_BLOCK
+    elif not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool) \
+            or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer; got {block_size!r}.")
+    X = _check_input(X)
     is_torch = _is_torch(X)
-    if not is_torch:
-        X = np.asarray(X)
-    if X.ndim == 1:
-        X = X.reshape(1, -1)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}.")
-    if X.shape[0] < 1:
-        raise ValueError("X has no samples; at least one is required.")
     if is_torch:
         if X.dtype not in (torch.float32, torch.float64):
             X = X.double()
@@ -599,7 +622,7 @@ def _estimate(X, assume_centered, method, block_size=_DEFAULT_BLOCK):
     return _estimate_host(X, assume_centered, method, block_size)
 
 
-def ledoit_wolf(X, *, assume_centered=False):
+def ledoit_wolf(X, *, assume_centered=False, block_size=None):
     """Ledoit-Wolf shrunk covariance, equal to :func:`sklearn.covariance.ledoit_wolf`.
 
     One ``syrk`` over row blocks plus O(n*d) sums: several times faster than
@@ -613,6 +636,9 @@ def ledoit_wolf(X, *, assume_centered=False):
         (the d x d matrix) and float64 (every scalar).
     assume_centered : bool, default=False
         If True, the data are not centred (the mean is taken as zero).
+    block_size : int, default=None
+        Rows accumulated at once (scikit-learn's keyword, a memory setting
+        that does not change the result); None uses our default.
 
     Returns
     -------
@@ -630,10 +656,10 @@ def ledoit_wolf(X, *, assume_centered=False):
     >>> round(shrinkage, 2)
     0.23
     """
-    return _estimate(X, assume_centered, "ledoit_wolf")
+    return _estimate(X, assume_centered, "ledoit_wolf", block_size)
 
 
-def oas(X, *, assume_centered=False):
+def oas(X, *, assume_centered=False, block_size=None):
     """Oracle Approximating Shrinkage, equal to :func:`sklearn.covariance.oas`.
 
     Parameters
@@ -642,6 +668,8 @@ def oas(X, *, assume_centered=False):
         Data (see :func:`ledoit_wolf`).
     assume_centered : bool, default=False
         If True, the data are not centred.
+    block_size : int, default=None
+        Rows accumulated at once (memory only; see :func:`ledoit_wolf`).
 
     Returns
     -------
@@ -659,4 +687,4 @@ def oas(X, *, assume_centered=False):
     >>> cov.shape
     (2, 2)
     """
-    return _estimate(X, assume_centered, "oas")
+    return _estimate(X, assume_centered, "oas", block_size)

@@ -15,7 +15,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ._random import layer_seeds
-from .activations import ActivationPairs, check_layers
+from .activations import ActivationPairs, check_layers, uncompiled
 from .fitters import StructuredNoiseFitter
 from .sources.base import ModificationSource
 
@@ -121,6 +121,12 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         The noise estimator, cloned for each layer, or a dict layer -> fitter.
         Fitted fitters are used as they are; None gives a plain network.
         Its parameters can be routed as ``noise__structure="isotropic"`` etc.
+        Cloning the net (``clone``, ``GridSearchCV``, ``cross_val_score``)
+        clones a fitted fitter unfitted, as scikit-learn does with every
+        estimator parameter, so the clone learns its noise again from
+        ``noise_source``; wrap a fitted fitter as
+        ``FrozenEstimator(fitter)`` (``sklearn.frozen``) to keep it fitted
+        through cloning.
     noise_source : ModificationSource, default=None
         Source of the modified inputs the noise is learned from (needed when
         the fitters are not fitted).
@@ -296,12 +302,19 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------
     # validation (before any training)
     # ------------------------------------------------------------------
-    def _layer_names(self):
+    def _noise_spec(self):
+        """``noise`` with ``FrozenEstimator`` wrappers removed (a fitter or a dict)."""
         if isinstance(self.noise, dict):
-            layers = list(self.noise) if self.noise_layers is None else (
+            return {name: _unwrap(f) for name, f in self.noise.items()}
+        return None if self.noise is None else _unwrap(self.noise)
+
+    def _layer_names(self):
+        noise = self._noise_spec()
+        if isinstance(noise, dict):
+            layers = list(noise) if self.noise_layers is None else (
                 [self.noise_layers] if isinstance(self.noise_layers, str)
                 else list(self.noise_layers))
-            missing = [name for name in layers if name not in self.noise]
+            missing = [name for name in layers if name not in noise]
             if missing:
                 raise ValueError(f"noise has no fitter for layer(s) {missing}.")
             return layers
@@ -349,12 +362,14 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                     "noise_source is set but noise is None: pass noise=StructuredNoiseFitter() "
                     "(the estimator the source's activation pairs are fitted with).")
             return
-        fitters = self.noise.values() if isinstance(self.noise, dict) else [self.noise]
+        noise = self._noise_spec()
+        fitters = noise.values() if isinstance(noise, dict) else [noise]
         for f in fitters:
             if not isinstance(f, StructuredNoiseFitter):
                 raise TypeError(
-                    "noise must be a StructuredNoiseFitter or a dict layer -> "
-                    f"StructuredNoiseFitter; got {type(f).__name__}.")
+                    "noise must be a StructuredNoiseFitter (fitted ones may be wrapped in "
+                    "sklearn.frozen.FrozenEstimator) or a dict layer -> StructuredNoiseFitter; "
+                    f"got {type(f).__name__}.")
         if self.noise_source is not None and not isinstance(self.noise_source,
                                                             ModificationSource):
             raise TypeError(
@@ -364,11 +379,14 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         if unfitted and self.noise_source is None:
             raise ValueError(
                 "noise is not fitted and noise_source is None: give a source to learn the "
-                "noise from (e.g. noise_source=FGSM(eps=0.1)) or a fitted fitter.")
+                "noise from (e.g. noise_source=FGSM(eps=0.1)) or a fitted fitter. A fitted "
+                "fitter becomes unfitted when the net is cloned (GridSearchCV, "
+                "cross_val_score, clone), like any scikit-learn estimator: wrap it as "
+                "noise=FrozenEstimator(fitter) (sklearn.frozen) to keep it through cloning.")
         self._layer_names()
 
-    def _probe(self, X):
-        """One forward pass on two samples: layer widths and execution order, early.
+    def _probe(self, X, y=None, **fit_params):
+        """One forward pass on the first batch: layer widths and execution order, early.
 
         Returns ``(widths, order)``: layer name -> flattened width, and the
         names of the modules that own parameters (or are leaves) in the order
@@ -387,25 +405,25 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             return hook
 
         handles += [sub.register_forward_hook(record(name))
-                    for name, sub in self.module_.named_modules() if name]
+                    for name, sub in uncompiled(self.module_).named_modules() if name]
         try:
-            # two samples suffice for arrays and tensors; other inputs skorch
-            # accepts (dicts, Datasets) go through whole
-            Xs = X[:2] if isinstance(X, (np.ndarray, torch.Tensor)) else X
-            ds = self.get_dataset(Xs)
-            xb = next(iter(self.get_iterator(ds, training=False)))
-            xb = xb[0] if isinstance(xb, (tuple, list)) else xb
+            # skorch builds the dataset and iterator exactly as for training
+            # (its own errors propagate untouched); the first batch is run
+            # with the fit params, as a training step would
+            dataset = self.get_dataset(X, y)
+            batch = next(iter(self.get_iterator(dataset, training=False)))
+            xb, _ = unpack_data(batch)
             was_training = self.module_.training
             self.module_.eval()  # no batch-norm statistics updated by the probe
             try:
                 with torch.no_grad(), self.noise_disabled():
-                    self.infer(xb)
+                    self.infer(xb, **fit_params)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise ValueError(
+                    f"X of shape {getattr(X, 'shape', '?')} does not fit the module "
+                    f"{type(self.module_).__name__}: {exc}") from exc
             finally:
                 self.module_.train(was_training)
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise ValueError(
-                f"X of shape {getattr(X, 'shape', '?')} does not fit the module "
-                f"{type(self.module_).__name__}: {exc}") from exc
         finally:
             for h in handles:
                 h.remove()
@@ -424,7 +442,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         if not ran:
             raise ValueError(f"None of the noise layers {layers} ran in a forward pass.")
         cut = min(position[name] for name in ran)
-        owners = [name for name, mod in self.module_.named_modules()
+        owners = [name for name, mod in uncompiled(self.module_).named_modules()
                   if name and next(mod.parameters(recurse=False), None) is not None]
         ran_owners = sorted((name for name in owners if name in position),
                             key=position.__getitem__)
@@ -450,8 +468,10 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         self._check_noise_params()
         if not self.initialized_:
             self.initialize()
+        # skorch threads its routing marker through the fit params
+        user_params = {k: v for k, v in fit_params.items() if k != "_routing_method"}
         if self._noise_phase_pending():
-            widths, order = self._probe(X)
+            widths, order = self._probe(X, y, **user_params)
             if self.noise is not None:
                 self._check_widths(widths)
             if self.noise_retrain == "after":
@@ -459,14 +479,14 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             if self._warmup_epochs() == 0:
                 # nothing to wait for (pre-fitted noise, or the "No Noise"
                 # freeze): the phase starts with training
-                dataset_train, _ = self.get_split_datasets(X, y, **fit_params)
+                dataset_train, _ = self.get_split_datasets(X, y, **user_params)
                 self._begin_noise_phase(dataset_train)
         self._sync_control()
         super().partial_fit(X, y, classes=classes, **fit_params)
         if self._noise_phase_pending():
             # the callback did not run (e.g. callbacks="disable"): start the
             # phase now, still on the training split only
-            dataset_train, _ = self.get_split_datasets(X, y, **fit_params)
+            dataset_train, _ = self.get_split_datasets(X, y, **user_params)
             self._begin_noise_phase(dataset_train)
         return self
 
@@ -545,15 +565,16 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         its own seed derived from the fitter's ``random_state``.
         """
         routed = self.get_params_for("noise")
-        if isinstance(self.noise, dict):
-            fitters = {name: self.noise[name] for name in layers}
+        noise = self._noise_spec()
+        if isinstance(noise, dict):
+            fitters = {name: noise[name] for name in layers}
         else:
-            if _is_fitted(self.noise) and not routed:
-                return {name: self.noise for name in layers}
-            seeds = layer_seeds(self.noise.random_state, layers)
+            if _is_fitted(noise) and not routed:
+                return {name: noise for name in layers}
+            seeds = layer_seeds(noise.random_state, layers)
             fitters = {}
             for name in layers:
-                f = clone(self.noise)
+                f = clone(noise)
                 if seeds[name] is not None:
                     f.set_params(random_state=seeds[name])
                 fitters[name] = f
@@ -566,7 +587,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         """Whether some layer's noise still has to be learned from the source."""
         if self.noise is None or getattr(self, "noise_", None):
             return False
-        fitters = self.noise.values() if isinstance(self.noise, dict) else [self.noise]
+        noise = self._noise_spec()
+        fitters = noise.values() if isinstance(noise, dict) else [noise]
         return any(not _is_fitted(f) for f in fitters) or bool(self.get_params_for("noise"))
 
     def _noise_phase_pending(self):
@@ -599,7 +621,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         if split is None:
             raise ValueError("The layer order is unknown: call fit or partial_fit.")
         frozen, after = split
-        modules = dict(self.module_.named_modules())
+        modules = dict(uncompiled(self.module_).named_modules())
         self.noise_frozen_ = []
         for name in frozen:
             for pname, param in modules[name].named_parameters(recurse=False):
@@ -623,7 +645,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         """Undo an earlier ``noise_retrain="after"`` freeze (a fresh fit)."""
         frozen = getattr(self, "noise_frozen_", None)
         if frozen and hasattr(self, "module_"):
-            params = dict(self.module_.named_parameters())
+            params = dict(uncompiled(self.module_).named_parameters())
             for name in frozen:
                 if name in params:
                     params[name].requires_grad_(True)
@@ -718,6 +740,15 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = True
         return tags
+
+
+def _unwrap(fitter):
+    """The fitter inside scikit-learn's ``FrozenEstimator`` (others as they are)."""
+    try:
+        from sklearn.frozen import FrozenEstimator
+    except ImportError:  # pragma: no cover - scikit-learn < 1.6
+        return fitter
+    return fitter.estimator if isinstance(fitter, FrozenEstimator) else fitter
 
 
 def _is_fitted(estimator):

@@ -133,7 +133,7 @@ class _ARTAttack(ModificationSource):
                 f"norm={self.norm!r}.")
         return key
 
-    def generate(self, model, X, y=None):
+    def _generate(self, model, X, y=None):
         """Attack the images ``X`` of class ``y`` against ``model``.
 
         Parameters

@@ -72,6 +72,32 @@ def _seeded(random_state, device):
         yield
 
 
+class _FromUnitRange(torch.nn.Module):
+    """``module`` seen through images in [0, 1]: ``module(lo + span * u)``.
+
+    For the advertorch attacks that assume [0, 1] images (FAB clamps to it,
+    the spatial attack pads with 0): they run in [0, 1] and the result is
+    mapped back to the caller's range.
+    """
+
+    def __init__(self, module, lo, span):
+        super().__init__()
+        self.module = module
+        self.lo, self.span = float(lo), float(span)
+
+    def forward(self, u):
+        return self.module(self.lo + self.span * u)
+
+
+def _block_seeded(base, index, device):
+    """Each fixed block of images its own seed, for attacks whose randomness is per batch."""
+    if base is None:
+        return contextlib.nullcontext()
+    from .._random import derive_seed
+
+    return _seeded(derive_seed(int(base), "block", index), device)
+
+
 class _AdvertorchAttack(ModificationSource):
     """Shared body of the attack wrappers."""
 
@@ -79,6 +105,10 @@ class _AdvertorchAttack(ModificationSource):
     _advertorch_class = None
     #: how EOT averages: "loss" (gradient attacks) or "logits"
     _eot = "loss"
+    #: the advertorch attack assumes images in [0, 1]: run it there
+    _unit_range = False
+    #: images per block with its own seed (results independent of batch_size)
+    _rng_block = None
 
     def _advertorch_kwargs(self, attack_cls, n_classes):
         accepted = inspect.signature(attack_cls.__init__).parameters
@@ -90,7 +120,7 @@ class _AdvertorchAttack(ModificationSource):
             kwargs["loss_fn"] = EOTLoss(self.eot_samples, reduction="sum")
         return kwargs
 
-    def generate(self, model, X, y=None):
+    def _generate(self, model, X, y=None):
         """Attack the images ``X`` of class ``y`` against ``model``.
 
         Parameters
@@ -132,11 +162,30 @@ class _AdvertorchAttack(ModificationSource):
                     f"y holds labels outside [0, {n_classes - 1}] for a model with "
                     f"{n_classes} outputs.")
             predict = EOTModel(module, self.eot_samples, average=self._eot)
-            attack = attack_cls(predict, **self._advertorch_kwargs(attack_cls, n_classes))
-            for sl in progress(batches(Xt.shape[0], self.batch_size), verbose=self.verbose,
-                               desc=type(self).__name__):
+            kwargs = self._advertorch_kwargs(attack_cls, n_classes)
+            lo, span = float(self.clip_min), float(self.clip_max - self.clip_min)
+            rescale = self._unit_range and (lo, span) != (0.0, 1.0)
+            if rescale:
+                predict = _FromUnitRange(predict, lo, span)
+                kwargs.update({k: v for k, v in (("clip_min", 0.0), ("clip_max", 1.0))
+                               if k in kwargs})
+                if kwargs.get("eps") is not None:
+                    kwargs["eps"] = kwargs["eps"] / span
+            attack = attack_cls(predict, **kwargs)
+            step = self._rng_block or self.batch_size
+            block_base = None
+            if self._rng_block is not None and self.random_state is not None:
+                block_base = self.random_state if isinstance(self.random_state, Integral) \
+                    else int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+            for i, sl in enumerate(progress(batches(Xt.shape[0], step), verbose=self.verbose,
+                                            desc=type(self).__name__)):
                 xb = Xt[sl].to(device, dtype)
-                adv = attack.perturb(xb, yt[sl].to(device))
+                if rescale:
+                    xb = (xb - lo) / span
+                with _block_seeded(block_base, i, device):
+                    adv = attack.perturb(xb, yt[sl].to(device))
+                if rescale:
+                    adv = adv * span + lo
                 out[sl] = adv.detach().to(out.device, out.dtype)
         return out
 
@@ -489,7 +538,9 @@ class FAB(_AdvertorchAttack):
     beta : float, default=0.9
         Backward step.
     clip_min, clip_max : float, default=0.0, 1.0
-        Valid pixel range of the input (advertorch's FAB assumes [0, 1]).
+        Valid pixel range of the input (advertorch's FAB assumes [0, 1]: the
+        attack runs on the images mapped to [0, 1], ``eps`` scaled alike,
+        and the result is mapped back).
     batch_size : int, default=256
         Images attacked at once.
     random_state : int, RandomState or None, default=None
@@ -509,6 +560,7 @@ class FAB(_AdvertorchAttack):
     """
 
     _advertorch_class = "FABAttack"
+    _unit_range = True
     _eot = "logits"
     _parameter_constraints = {"norm": [StrOptions({"Linf", "L2", "L1"})],
                               "n_restarts": _POS_INT, "n_iter": _NONNEG_INT,
@@ -559,7 +611,9 @@ class LinfSPSA(_AdvertorchAttack):
     clip_min, clip_max : float, default=0.0, 1.0
         Valid pixel range.
     batch_size : int, default=256
-        Images attacked at once.
+        Unused for the attack itself: SPSA runs on blocks of 16 images, each
+        seeded from ``random_state`` and its position, so the result does not
+        depend on how the images are batched.
     random_state : int, RandomState or None, default=None
         Seeds torch's RNG (the random directions).
     eot_samples : int, default=1
@@ -578,6 +632,7 @@ class LinfSPSA(_AdvertorchAttack):
     """
 
     _advertorch_class = "LinfSPSAAttack"
+    _rng_block = 16
     _eot = "logits"
     _parameter_constraints = {"eps": _NONNEG, "delta": _NONNEG, "lr": _NONNEG,
                               "nb_iter": _NONNEG_INT, "nb_sample": _POS_INT,
@@ -639,6 +694,7 @@ class SpatialTransform(_AdvertorchAttack):
     """
 
     _advertorch_class = "SpatialTransformAttack"
+    _unit_range = True
     _eot = "logits"
     _parameter_constraints = {"confidence": _NONNEG, "initial_const": _NONNEG,
                               "max_iterations": _NONNEG_INT, "search_steps": _POS_INT,

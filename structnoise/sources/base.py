@@ -10,6 +10,7 @@ a scikit-learn estimator (parameters in ``__init__``, so ``clone``,
 import contextlib
 import math
 import sys
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -39,6 +40,12 @@ class ModificationSource(BaseEstimator):
     def generate(self, model, X, y=None):
         """Return modified copies of the images ``X``.
 
+        Subclasses implement ``_generate``; this method checks what it
+        returns, in one place for every source: a non-finite image (an attack
+        dividing by a zero perturbation, say) falls back to its clean image,
+        and values outside ``[clip_min, clip_max]`` are clipped, each with a
+        warning when more than rounding is at stake.
+
         Parameters
         ----------
         model : torch.nn.Module, fitted skorch net or None
@@ -53,7 +60,12 @@ class ModificationSource(BaseEstimator):
         X_mod : torch.Tensor of shape (N, C, H, W)
             Same device and dtype as ``X`` (a CPU tensor for numpy input).
         """
-        raise NotImplementedError
+        out = self._generate(model, X, y)
+        return _checked_output(self, out, X)
+
+    def _generate(self, model, X, y=None):
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _generate(model, X, y).")
 
     @property
     def label(self):
@@ -64,6 +76,34 @@ class ModificationSource(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.kind == "adversarial" or tags.non_deterministic
         return tags
+
+
+def _checked_output(source, out, X):
+    """Finite images inside the clip range, whatever the source did."""
+    if not isinstance(out, torch.Tensor):
+        return out
+    lo = float(getattr(source, "clip_min", 0.0))
+    hi = float(getattr(source, "clip_max", 1.0))
+    finite = torch.isfinite(out.flatten(1)).all(1)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        clean = X.detach() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+        clean = clean.to(out.device, out.dtype).clamp(lo, hi)
+        out = torch.where(finite.reshape(-1, *([1] * (out.ndim - 1))), out, clean)
+        warnings.warn(
+            f"{type(source).__name__} returned {bad} image(s) with NaN or infinite values; "
+            "they are replaced by their clean images (the attack did not move them).",
+            RuntimeWarning, stacklevel=3)
+    lo_out, hi_out = (float(v) for v in torch.aminmax(out))
+    if lo_out < lo or hi_out > hi:
+        tol = 1e-5 * max(1.0, hi - lo)
+        if lo_out < lo - tol or hi_out > hi + tol:
+            warnings.warn(
+                f"{type(source).__name__} returned values in [{lo_out:.4g}, {hi_out:.4g}], "
+                f"outside [clip_min, clip_max] = [{lo}, {hi}]; they are clipped.",
+                RuntimeWarning, stacklevel=3)
+        out = out.clamp(lo, hi)
+    return out
 
 
 def _short_repr(est):

@@ -590,7 +590,7 @@ class _ImageSource(ModificationSource):
     def _apply(self, x01, g):
         raise NotImplementedError
 
-    def generate(self, model=None, X=None, y=None):
+    def _generate(self, model=None, X=None, y=None):
         """Return corrupted copies of the images ``X`` (the model is ignored).
 
         Parameters
