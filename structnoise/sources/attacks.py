@@ -90,12 +90,16 @@ class _FromUnitRange(torch.nn.Module):
 
 
 def _block_seeded(base, index, device):
-    """Each fixed block of images its own seed, for attacks whose randomness is per batch."""
+    """Each fixed block of images its own seed, for attacks whose randomness is per batch.
+
+    The first block is seeded with the base seed itself, so a call on at most
+    one block gives what the raw advertorch attack gives under that seed.
+    """
     if base is None:
         return contextlib.nullcontext()
     from .._random import derive_seed
 
-    return _seeded(derive_seed(int(base), "block", index), device)
+    return _seeded(int(base) if index == 0 else derive_seed(int(base), "block", index), device)
 
 
 class _AdvertorchAttack(ModificationSource):
@@ -107,8 +111,13 @@ class _AdvertorchAttack(ModificationSource):
     _eot = "loss"
     #: the advertorch attack assumes images in [0, 1]: run it there
     _unit_range = False
-    #: images per block with its own seed (results independent of batch_size)
-    _rng_block = None
+    #: images per block with its own seed, for random attacks (so results do
+    #: not depend on batch_size)
+    _rng_block = 64
+
+    def _is_random(self):
+        """Whether the attack draws random numbers (a random start)."""
+        return bool(getattr(self, "rand_init", False))
 
     def _advertorch_kwargs(self, attack_cls, n_classes):
         accepted = inspect.signature(attack_cls.__init__).parameters
@@ -172,9 +181,10 @@ class _AdvertorchAttack(ModificationSource):
                 if kwargs.get("eps") is not None:
                     kwargs["eps"] = kwargs["eps"] / span
             attack = attack_cls(predict, **kwargs)
-            step = self._rng_block or self.batch_size
+            seeded_blocks = self._is_random() and self.random_state is not None
+            step = self._rng_block if seeded_blocks else self.batch_size
             block_base = None
-            if self._rng_block is not None and self.random_state is not None:
+            if seeded_blocks:
                 block_base = self.random_state if isinstance(self.random_state, Integral) \
                     else int(check_random_state(self.random_state).randint(0, 2**31 - 1))
             for i, sl in enumerate(progress(batches(Xt.shape[0], step), verbose=self.verbose,
@@ -561,6 +571,9 @@ class FAB(_AdvertorchAttack):
 
     _advertorch_class = "FABAttack"
     _unit_range = True
+
+    def _is_random(self):
+        return self.n_restarts > 1
     _eot = "logits"
     _parameter_constraints = {"norm": [StrOptions({"Linf", "L2", "L1"})],
                               "n_restarts": _POS_INT, "n_iter": _NONNEG_INT,
@@ -633,6 +646,9 @@ class LinfSPSA(_AdvertorchAttack):
 
     _advertorch_class = "LinfSPSAAttack"
     _rng_block = 16
+
+    def _is_random(self):
+        return True
     _eot = "logits"
     _parameter_constraints = {"eps": _NONNEG, "delta": _NONNEG, "lr": _NONNEG,
                               "nb_iter": _NONNEG_INT, "nb_sample": _POS_INT,

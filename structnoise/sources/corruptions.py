@@ -575,6 +575,21 @@ def _generator(random_state, device):
     return g
 
 
+#: images per separately seeded block when a random_state is given
+_SEED_BLOCK = 256
+
+
+def _block_generator(base, index, device):
+    """The generator of block ``index`` under the base seed ``base``."""
+    from .._random import derive_seed
+
+    g = torch.Generator(device=device)
+    # the first block keeps the base seed: up to 256 images give what one
+    # generator seeded with random_state gives
+    g.manual_seed(int(base) if index == 0 else derive_seed(int(base), "block", index))
+    return g
+
+
 _IMAGE_SOURCE_CONSTRAINTS = {
     "random_state": ["random_state"],
     "clip_min": [Real],
@@ -619,10 +634,21 @@ class _ImageSource(ModificationSource):
         g = _generator(self.random_state, Xt.device)
         work_dtype = Xt.dtype if Xt.dtype in (torch.float32, torch.float64) else torch.float32
         unit = lo == 0.0 and span == 1.0  # the usual [0, 1] range: no rescaling
+        # with a random_state, fixed blocks of images each get a generator
+        # seeded from it and their position: the same images whatever batch_size
+        seeded = self.random_state is not None
+        step = _SEED_BLOCK if seeded else self.batch_size
+        if seeded:
+            from sklearn.utils import check_random_state
+
+            base = self.random_state if isinstance(self.random_state, Integral) else \
+                int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         parts = []
         with torch.no_grad():
-            for sl in progress(batches(Xt.shape[0], self.batch_size), verbose=self.verbose,
-                               desc=self.label):
+            for i, sl in enumerate(progress(batches(Xt.shape[0], step),
+                                            verbose=self.verbose, desc=self.label)):
+                if seeded:
+                    g = _block_generator(base, i, Xt.device)
                 x01 = Xt[sl].to(work_dtype)
                 if not unit:
                     x01 = (x01 - lo) / span
@@ -657,7 +683,9 @@ class Corruption(_ImageSource):
     clip_min, clip_max : float, default=0.0, 1.0
         Valid pixel range.
     batch_size : int, default=1024
-        Images processed at once.
+        Images processed at once without a ``random_state``; with one, blocks
+        of 256 images are each seeded from it and their position, so the
+        result does not depend on the batching.
     verbose : int, default=0
         Show a progress bar (on a terminal).
 
@@ -726,7 +754,9 @@ class GaussianNoise(_ImageSource):
     clip_min, clip_max : float, default=0.0, 1.0
         Valid pixel range.
     batch_size : int, default=1024
-        Images processed at once.
+        Images processed at once without a ``random_state``; with one, blocks
+        of 256 images are each seeded from it and their position, so the
+        result does not depend on the batching.
     verbose : int, default=0
         Show a progress bar (on a terminal).
 
