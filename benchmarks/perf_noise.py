@@ -41,7 +41,11 @@ def make_step(structure, device, batch, width, rank=32):
         fitter.fit(deltas / np.sqrt(width))
         model.body[8].register_forward_hook(
             NoiseHook(fitter.to_torch(device=device), _NoiseControl(1.0)))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    return _steps(model, torch.optim.SGD(model.parameters(), lr=0.01), batch, device)
+
+
+def _steps(model, opt, batch, device):
+    """A function running 5 training steps on one random batch of 28x28 images."""
     X = torch.rand(batch, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -70,19 +74,7 @@ def make_paper_step(structure, device, batch=64, n_deltas=4000):
                                        random_state=0).fit(deltas)
         model.body.tanh2.register_forward_hook(
             NoiseHook(fitter.to_torch(device=device), _NoiseControl(1.0)))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    X = torch.rand(batch, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def steps(k=5):
-        for _ in range(k):
-            opt.zero_grad()
-            loss_fn(model(X), y).backward()
-            opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return steps
+    return _steps(model, torch.optim.Adam(model.parameters(), lr=1e-3), batch, device)
 
 
 def bench_paper_site(device, repeats):
