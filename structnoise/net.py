@@ -69,14 +69,21 @@ class NoiseHook:
     True
     """
 
-    def __init__(self, noise, control):
+    def __init__(self, noise, control, name=None):
         self.noise = noise
         self.control = control
+        self.name = name
 
     def __call__(self, module, inputs, output):
         if not self.control.active(module.training):
             return None
         flat = output.reshape(output.shape[0], -1)
+        if flat.shape[1] != self.noise.n_features:
+            where = f"layer {self.name!r}" if self.name else "this layer"
+            raise ValueError(
+                f"The noise for {where} has width {self.noise.n_features}, but the "
+                f"layer's activations have {flat.shape[1]} features (shape "
+                f"{tuple(output.shape)}); fit the noise on this layer's activations.")
         eps = self.noise.sample(flat.shape[0], device=output.device, dtype=output.dtype)
         return output + (self.control.scale * self.noise.scale) * eps.reshape(output.shape)
 
@@ -418,7 +425,9 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             try:
                 with torch.no_grad(), self.noise_disabled():
                     self.infer(xb, **fit_params)
-            except (RuntimeError, ValueError, TypeError) as exc:
+            except RuntimeError as exc:
+                # torch's shape errors; skorch's own (ValueError, TypeError)
+                # propagate as they are
                 raise ValueError(
                     f"X of shape {getattr(X, 'shape', '?')} does not fit the module "
                     f"{type(self.module_).__name__}: {exc}") from exc
@@ -468,18 +477,28 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         self._check_noise_params()
         if not self.initialized_:
             self.initialize()
-        # skorch threads its routing marker through the fit params
-        user_params = {k: v for k, v in fit_params.items() if k != "_routing_method"}
+        # skorch threads its routing marker and fit_loop's ``epochs`` through
+        # the fit params; neither reaches forward or train_split
+        user_params = {k: v for k, v in fit_params.items()
+                       if k not in ("_routing_method", "epochs")}
         if self._noise_phase_pending():
-            widths, order = self._probe(X, y, **user_params)
-            if self.noise is not None:
-                self._check_widths(widths)
+            check_layers(self.module_, self._layer_names())
             if self.noise_retrain == "after":
+                # the layers before and after the noisy one are known from a
+                # forward pass only: one on the first batch, before training
+                widths, order = self._probe(X, y, **user_params)
+                if self.noise is not None:
+                    self._check_widths(widths)
                 self._retrain_layers = self._retrain_split(order)
+            # otherwise no extra forward pass: the noise hook checks the width
+            # on the first training batch
             if self._warmup_epochs() == 0:
                 # nothing to wait for (pre-fitted noise, or the "No Noise"
-                # freeze): the phase starts with training
-                dataset_train, _ = self.get_split_datasets(X, y, **user_params)
+                # freeze): the phase starts with training; the training split
+                # is made only when a noise has to be learned from it
+                dataset_train = None
+                if self._needs_learning():
+                    dataset_train, _ = self.get_split_datasets(X, y, **user_params)
                 self._begin_noise_phase(dataset_train)
         self._sync_control()
         super().partial_fit(X, y, classes=classes, **fit_params)
@@ -711,7 +730,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         device = next((p.device for p in self.module_.parameters()), None)
         for name, sub in layers.items():
             noise = fitters[name].to_torch(device=device)
-            self.noise_hooks_.append(sub.register_forward_hook(NoiseHook(noise, control)))
+            self.noise_hooks_.append(
+                sub.register_forward_hook(NoiseHook(noise, control, name=name)))
         self.noise_ = dict(fitters)
 
     @contextlib.contextmanager

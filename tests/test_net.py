@@ -166,13 +166,22 @@ def test_bad_configuration_before_training(digits, kw, exc, match):
 def test_noise_width_mismatch(digits):
     X, y = digits
     fitter = StructuredNoiseFitter().fit(np.random.RandomState(0).randn(50, 7))
-    with pytest.raises(ValueError, match="width 7.*128 features"):
+    with pytest.raises(ValueError, match="layer 'body.2' has width 7.*128 features"):
         make_net(noise=fitter, noise_source=None).fit(X, y)
+    # with the paper's retraining the width is checked before training
+    net = make_net(noise=fitter, noise_source=None, noise_retrain="after")
+    with pytest.raises(ValueError, match="width 7.*128 features"):
+        net.fit(X, y)
+    assert len(net.history) == 0
 
 
 def test_wrong_input_shape(digits):
     X, y = digits
+    # the probe before the paper's retraining names the problem
     with pytest.raises(ValueError, match="does not fit the module"):
+        make_net(noise_retrain="after").fit(np.zeros((20, 1, 5, 5), dtype=np.float32), y[:20])
+    # otherwise skorch and torch report it, as for a plain skorch net
+    with pytest.raises(RuntimeError):
         make_net().fit(np.zeros((20, 1, 5, 5), dtype=np.float32), y[:20])
 
 
