@@ -99,6 +99,13 @@ def test_transform_adds_zero_mean_noise(rng):
     out = f.transform(clean)
     assert out.shape == clean.shape
     np.testing.assert_allclose(f.transform(pairs).shape, clean.shape)
+    # zero mean: the added noise averages out, even though the deltas do not
+    # (make_pairs shifts them by 0.5)
+    big = np.repeat(clean, 200, axis=0)
+    noise = f.transform(big) - big
+    sd = np.sqrt(np.diag(f.covariance_))
+    assert np.all(np.abs(noise.mean(0)) < 4 * sd / np.sqrt(len(big)))
+    assert np.all(np.abs(f.location_ - 0.5) < 0.5)  # the mean delta is estimated
     f.set_params(scale=0.0)
     np.testing.assert_array_equal(f.transform(clean), clean)
 
