@@ -1,0 +1,161 @@
+"""advertorch's own attack tests, run through structnoise's wrappers.
+
+advertorch's tests ship in its source distribution only (not the wheel);
+``tox -e py`` downloads it from PyPI before the tests
+(``STRUCTNOISE_ADVERTORCH_SDIST`` names the directory). Every advertorch
+attack class that structnoise wraps has its ``perturb`` routed through our
+wrapper (built from the attack's attributes) for the duration of a test, so
+advertorch's checks (input untouched, untargeted and targeted, batch
+consistency) run against our code. Attacks we do not wrap are deselected;
+intentional differences are listed with the reason.
+"""
+
+import contextlib
+import glob
+import importlib.util
+import os
+import tarfile
+
+import pytest
+import torch
+
+from structnoise import sources
+from structnoise.sources._advertorch import import_advertorch
+
+_SDIST_ENV = "STRUCTNOISE_ADVERTORCH_SDIST"
+
+
+def _suite_path(tmp_dir):
+    where = os.environ.get(_SDIST_ENV)
+    archives = sorted(glob.glob(os.path.join(where, "advertorch-0.2.3.tar.gz"))) if where \
+        else []
+    if not archives:
+        if os.environ.get("CI"):
+            pytest.fail(f"advertorch's source distribution is missing: tox downloads it into "
+                        f"${_SDIST_ENV} before the tests (see tox.ini).")
+        pytest.skip(f"advertorch's source distribution not found (set {_SDIST_ENV} to a "
+                    "directory holding advertorch-0.2.3.tar.gz; tox does)")
+    with tarfile.open(archives[0]) as tar:
+        member = "advertorch-0.2.3/tests/test_attacks_running.py"
+        tar.extract(member, tmp_dir, filter="data")
+    return os.path.join(tmp_dir, member)
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location("advertorch_attacks_running", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# advertorch class -> (our class, fixed parameters)
+def _ours():
+    at = import_advertorch()
+    return {
+        at.GradientSignAttack: (sources.FGSM, {}),
+        at.LinfPGDAttack: (sources.LinfPGD, {}),
+        at.L2PGDAttack: (sources.L2PGD, {}),
+        at.L1PGDAttack: (sources.L1PGD, {}),
+        at.MomentumIterativeAttack: (sources.MomentumIterative, {}),
+        at.CarliniWagnerL2Attack: (sources.CarliniWagnerL2, {}),
+        at.DDNL2Attack: (sources.DDN, {}),
+        at.LinfSPSAAttack: (sources.LinfSPSA, {}),
+        at.SpatialTransformAttack: (sources.SpatialTransform, {}),
+        at.LinfFABAttack: (sources.FAB, {"norm": "Linf"}),
+        at.L2FABAttack: (sources.FAB, {"norm": "L2"}),
+        at.L1FABAttack: (sources.FAB, {"norm": "L1"}),
+    }
+
+
+#: advertorch checks that test its API beyond what a scikit-learn source takes
+INTENTIONAL = {
+    "test_vec_eps_consistent": "per-image eps tensors: a source takes one eps (a scikit-learn "
+                               "parameter)",
+    "test_running_label_attacks_on_vec": "vector inputs: sources take image batches "
+                                         "(N, C, H, W) and say so",
+    "test_batch_consistent_on_vec": "vector inputs: sources take image batches (N, C, H, W)",
+}
+
+
+@contextlib.contextmanager
+def _routed_through_ours():
+    """Route the wrapped advertorch classes' ``perturb`` through our wrappers."""
+    mapping = _ours()
+    originals = {cls: cls.perturb for cls in mapping}
+    inside, routed = [], []
+
+    def make(cls):
+        def perturb(self, x, y=None):
+            if inside:  # our wrapper calls advertorch: the real attack runs
+                return originals[cls](self, x, y)
+            ours_cls, fixed = mapping[cls]
+            names = ours_cls().get_params()
+            params = {k: getattr(self, k) for k in names
+                      if hasattr(self, k) and k not in ("batch_size", "random_state",
+                                                         "eot_samples", "verbose")}
+            if "num_classes" in names:  # our wrappers read it from the model
+                params.pop("num_classes")
+            source = ours_cls(**{**params, **fixed}, batch_size=max(1, len(x)))
+            routed.append(type(source).__name__)
+            inside.append(True)
+            try:
+                return source.generate(self.predict, x, y)
+            finally:
+                inside.pop()
+        return perturb
+
+    for cls in mapping:
+        cls.perturb = make(cls)
+    try:
+        yield routed
+    finally:
+        for cls, fn in originals.items():
+            cls.perturb = fn
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    return _load(_suite_path(str(tmp_path_factory.mktemp("advertorch"))))
+
+
+def _cases():
+    """(test name, parameters) of advertorch's tests on the attacks we wrap."""
+    import itertools
+
+    at = import_advertorch()
+    from advertorch import test_utils as tu
+
+    wrapped = set(_ours())
+    cases = []
+    label_criteria = ("xent", "cw")
+    for kind, inputs in (("vec", tu.general_input_attacks),
+                         ("img", tu.image_only_attacks + tu.general_input_attacks)):
+        for crit, cls in itertools.product(label_criteria,
+                                           set(tu.label_attacks).intersection(inputs)):
+            if cls in wrapped:
+                cases.append((f"test_running_label_attacks_on_{kind}", (crit, cls)))
+    for kind in ("vec", "img"):
+        for idx, cls in itertools.product([0, tu.BATCH_SIZE // 2, tu.BATCH_SIZE - 1],
+                                          tu.batch_consistent_attacks):
+            if cls in wrapped:
+                cases.append((f"test_batch_consistent_on_{kind}", (idx, cls)))
+    for cls in tu.vec_eps_attacks:
+        if cls in wrapped:
+            cases.append(("test_vec_eps_consistent", (cls,)))
+    assert at is not None
+    return sorted(cases, key=lambda c: (c[0], repr(c[1])))
+
+
+@pytest.mark.parametrize("name,args", _cases(), ids=lambda v: v if isinstance(v, str)
+                         else "-".join(getattr(a, "__name__", str(a)) for a in v))
+def test_advertorch_suite_through_our_wrappers(suite, name, args):
+    if name in INTENTIONAL:
+        pytest.skip(f"intentional difference: {INTENTIONAL[name]}")
+    if name.startswith("test_running_label_attacks"):
+        crit, cls = args
+        criterion = suite.xent_loss if crit == "xent" else suite.cw_loss
+        args = ("cpu", criterion, cls)
+    torch.manual_seed(0)
+    with _routed_through_ours() as routed:
+        getattr(suite, name)(*args)
+    assert routed, "advertorch's test must have run through our wrapper"
