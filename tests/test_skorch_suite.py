@@ -100,7 +100,9 @@ def _skip_intentional(request, noise=False):
         pytest.skip(f"not in the installed skorch: {NOT_SHIPPED[name]}")
 
 
-class TestSkorchClassifierSuitePlain(skorch_tests.TestNeuralNet):
+class _PlainNet:
+    """Runs a skorch test class with our class, no noise."""
+
     @pytest.fixture(autouse=True)
     def _intentional(self, request):
         _skip_intentional(request)
@@ -110,36 +112,9 @@ class TestSkorchClassifierSuitePlain(skorch_tests.TestNeuralNet):
         return _Plain
 
 
-class TestSkorchClassifierSuiteWithNoise(skorch_tests.TestNeuralNet):
-    @pytest.fixture(autouse=True)
-    def _intentional(self, request):
-        _skip_intentional(request)
+class _NoisyNet:
+    """Runs a skorch test class with our class and a pre-fitted noise."""
 
-    @pytest.fixture(scope="module")
-    def net_cls(self):
-        return _WithNoise
-
-    def test_noise_is_installed(self, net_fit):
-        assert "sequential.0" in net_fit.noise_
-        assert len(net_fit.module_.sequential[0]._forward_hooks) == 1
-
-
-
-skorch_net_tests = pytest.importorskip(
-    "skorch.tests.test_net", reason="skorch's net tests need flaky and safetensors (test extra)")
-
-
-class TestSkorchNetSuitePlain(skorch_net_tests.TestNeuralNet):
-    @pytest.fixture(autouse=True)
-    def _intentional(self, request):
-        _skip_intentional(request)
-
-    @pytest.fixture(scope="module")
-    def net_cls(self):
-        return _Plain
-
-
-class TestSkorchNetSuiteWithNoise(skorch_net_tests.TestNeuralNet):
     @pytest.fixture(autouse=True)
     def _intentional(self, request):
         _skip_intentional(request, noise=True)
@@ -147,3 +122,25 @@ class TestSkorchNetSuiteWithNoise(skorch_net_tests.TestNeuralNet):
     @pytest.fixture(scope="module")
     def net_cls(self):
         return _WithNoise
+
+
+class TestSkorchClassifierSuitePlain(_PlainNet, skorch_tests.TestNeuralNet):
+    pass
+
+
+class TestSkorchClassifierSuiteWithNoise(_NoisyNet, skorch_tests.TestNeuralNet):
+    def test_noise_is_installed(self, net_fit):
+        assert "sequential.0" in net_fit.noise_
+        assert len(net_fit.module_.sequential[0]._forward_hooks) == 1
+
+
+skorch_net_tests = pytest.importorskip(
+    "skorch.tests.test_net", reason="skorch's net tests need flaky and safetensors (test extra)")
+
+
+class TestSkorchNetSuitePlain(_PlainNet, skorch_net_tests.TestNeuralNet):
+    pass
+
+
+class TestSkorchNetSuiteWithNoise(_NoisyNet, skorch_net_tests.TestNeuralNet):
+    pass
