@@ -197,6 +197,9 @@ def test_views(run):
     (dict(eval_sources=[]), "eval_sources"),
     (dict(noise_sources=["fgsm"]), "not a structnoise source"),
     (dict(seeds=()), "seeds"),
+    (dict(noise_sources=[FGSM(eps=0.1), FGSM(eps=0.1, random_state=1)]), "same family"),
+    (dict(eval_sources=[LinfPGD(eps=0.1, nb_iter=3), LinfPGD(eps=0.1, nb_iter=9)]),
+     "same family"),
 ])
 def test_bad_configuration_before_any_training(data, kw, match):
     exp = make_experiment(**kw)

@@ -295,6 +295,15 @@ reg_covar=1e-4)
                 if not isinstance(s, ModificationSource):
                     raise TypeError(f"{name} holds a {type(s).__name__}, not a structnoise "
                                     "source.")
+        for name in ("noise_sources", "eval_sources"):
+            idents = [(d["family"], d["strength"]) for d in map(
+                describe_source, getattr(self, name))]
+            repeated = sorted({i for i in idents if idents.count(i) > 1}, key=repr)
+            if repeated:
+                raise ValueError(
+                    f"{name} holds several sources of the same family and strength "
+                    f"{repeated}: the rows could not tell them apart. Keep one per "
+                    "(family, strength).")
         structures = _as_tuple(self.structures)
         bad = [s for s in structures if s not in _STRUCTURES]
         if bad or not structures:
