@@ -10,7 +10,7 @@ from numbers import Integral
 
 from sklearn.utils import check_random_state
 
-__all__ = ["derive_seed", "layer_seeds"]
+__all__ = ["block_seed", "derive_seed", "layer_seeds", "seed_of"]
 
 
 def derive_seed(base, *keys):
@@ -40,6 +40,63 @@ def derive_seed(base, *keys):
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") % (2**31 - 1)
 
 
+def seed_of(random_state):
+    """An int seed from a ``random_state`` (None stays None).
+
+    An int is used as it is; a ``RandomState`` instance gives one draw.
+
+    Parameters
+    ----------
+    random_state : int, RandomState or None
+        A scikit-learn ``random_state``.
+
+    Returns
+    -------
+    seed : int or None
+        The seed.
+
+    Examples
+    --------
+    >>> from structnoise._random import seed_of
+    >>> seed_of(7), seed_of(None)
+    (7, None)
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def block_seed(base, index):
+    """The seed of block ``index`` of images under the seed ``base``.
+
+    Sources that draw random numbers per batch seed fixed blocks of images
+    instead, so their output does not depend on ``batch_size``. The first
+    block keeps ``base`` itself: a call on at most one block gives what one
+    generator seeded with ``base`` gives.
+
+    Parameters
+    ----------
+    base : int
+        The source's seed.
+    index : int
+        The block's position.
+
+    Returns
+    -------
+    seed : int
+        The block's seed.
+
+    Examples
+    --------
+    >>> from structnoise._random import block_seed
+    >>> block_seed(3, 0), block_seed(3, 1) != 3
+    (3, True)
+    """
+    return int(base) if index == 0 else derive_seed(int(base), "block", index)
+
+
 def layer_seeds(random_state, layers):
     """One seed per layer from a fitter's ``random_state`` (None stays None).
 
@@ -62,9 +119,7 @@ def layer_seeds(random_state, layers):
     >>> seeds["body.1"] != seeds["body.4"]
     True
     """
-    if random_state is None:
+    base = seed_of(random_state)
+    if base is None:
         return {name: None for name in layers}
-    if isinstance(random_state, Integral):
-        return {name: derive_seed(int(random_state), "layer", name) for name in layers}
-    base = int(check_random_state(random_state).randint(0, 2**31 - 1))
     return {name: derive_seed(base, "layer", name) for name in layers}

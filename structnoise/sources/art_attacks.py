@@ -26,13 +26,14 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
+from .._random import seed_of
 from .base import (
     EOTModel,
     ModificationSource,
+    attack_labels,
     attack_mode,
-    check_logits,
+    check_targeted,
     module_device,
-    predict_logits,
     resolve_module,
     validate_images,
     validate_labels,
@@ -62,13 +63,10 @@ def _norm_key(norm):
 @contextlib.contextmanager
 def _numpy_seeded(random_state):
     """Seed numpy's global generator (which ART uses) inside the block only."""
-    if random_state is None:
+    seed = seed_of(random_state)
+    if seed is None:
         yield
         return
-    if isinstance(random_state, Integral):
-        seed = int(random_state)
-    else:
-        seed = int(random_state.randint(0, 2**31 - 1))
     state = np.random.get_state()  # noqa: NPY002 - ART uses the global generator
     np.random.seed(seed)  # noqa: NPY002
     try:
@@ -154,13 +152,7 @@ class _ARTAttack(ModificationSource):
         """
         self._validate_params()
         self._check_norm()
-        if getattr(self, "targeted", False) and y is None:
-            raise ValueError(
-                f"{type(self).__name__}(targeted=True) needs the target labels y; y=None "
-                "would make the model's own predictions the targets.")
-        if not self.clip_min < self.clip_max:
-            raise ValueError(
-                f"clip_min must be below clip_max; got [{self.clip_min}, {self.clip_max}].")
+        check_targeted(self, y)
         module = resolve_module(model)
         Xt = validate_images(X, self.clip_min, self.clip_max)
         yt = validate_labels(y, Xt.shape[0])
@@ -170,15 +162,10 @@ class _ARTAttack(ModificationSource):
         predict = EOTModel(module, self.eot_samples, average="logits")
         with attack_mode(predict), _numpy_seeded(self.random_state):
             X32 = Xt.to(torch.float32)
-            with torch.no_grad():
-                n_classes = check_logits(predict(X32[:1].to(device)), 1).shape[1]
-            if yt is None:
-                yt = predict_logits(predict, X32, batch_size=self.batch_size,
-                                    device=device).argmax(1)
-            elif int(yt.min()) < 0 or int(yt.max()) >= n_classes:
-                raise ValueError(
-                    f"y holds labels outside [0, {n_classes - 1}] for a model with "
-                    f"{n_classes} outputs.")
+            # the EOT draws are inside ``predict``: one pass of it per prediction
+            yt, n_classes = attack_labels(predict, X32, yt, eot_samples=1,
+                                          batch_size=self.batch_size, device=device,
+                                          dtype=torch.float32)
             classifier = art_classifier(predict, Xt.shape[1:], n_classes, self.clip_min,
                                         self.clip_max)
             show = bool(self.verbose) and sys.stderr.isatty()

@@ -19,20 +19,20 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._random import block_seed, seed_of
 from ._advertorch import import_advertorch, quiet
 from .base import (
     EOTLoss,
     EOTModel,
     ModificationSource,
+    attack_labels,
     attack_mode,
     batches,
-    check_logits,
+    check_targeted,
     module_device,
     module_dtype,
-    predict_logits,
     progress,
     resolve_module,
     validate_images,
@@ -61,11 +61,10 @@ _OWN = ("batch_size", "random_state", "eot_samples", "verbose")
 @contextlib.contextmanager
 def _seeded(random_state, device):
     """Seed torch's global RNG (which advertorch uses) inside the block only."""
-    if random_state is None:
+    seed = seed_of(random_state)
+    if seed is None:
         yield
         return
-    seed = int(check_random_state(random_state).randint(0, 2**31 - 1)) \
-        if not isinstance(random_state, Integral) else int(random_state)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -90,16 +89,10 @@ class _FromUnitRange(torch.nn.Module):
 
 
 def _block_seeded(base, index, device):
-    """Each fixed block of images its own seed, for attacks whose randomness is per batch.
-
-    The first block is seeded with the base seed itself, so a call on at most
-    one block gives what the raw advertorch attack gives under that seed.
-    """
+    """Each fixed block of images its own seed, for attacks whose randomness is per batch."""
     if base is None:
         return contextlib.nullcontext()
-    from .._random import derive_seed
-
-    return _seeded(int(base) if index == 0 else derive_seed(int(base), "block", index), device)
+    return _seeded(block_seed(base, index), device)
 
 
 class _AdvertorchAttack(ModificationSource):
@@ -149,10 +142,7 @@ class _AdvertorchAttack(ModificationSource):
             Adversarial images, on ``X``'s device with ``X``'s dtype.
         """
         self._validate_params()
-        if getattr(self, "targeted", False) and y is None:
-            raise ValueError(
-                f"{type(self).__name__}(targeted=True) needs the target labels y; "
-                "y=None would make the model's own predictions the targets.")
+        check_targeted(self, y)
         module = resolve_module(model)
         Xt = validate_images(X, self.clip_min, self.clip_max)
         yt = validate_labels(y, Xt.shape[0])
@@ -161,15 +151,9 @@ class _AdvertorchAttack(ModificationSource):
         attack_cls = getattr(import_advertorch(), self._advertorch_class)
         out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
         with attack_mode(module), quiet(), _seeded(self.random_state, device):
-            with torch.no_grad():
-                n_classes = check_logits(module(Xt[:1].to(device, dtype)), 1).shape[1]
-            if yt is None:
-                yt = predict_logits(module, Xt.to(dtype), batch_size=self.batch_size,
-                                    eot_samples=self.eot_samples, device=device).argmax(1)
-            elif int(yt.min()) < 0 or int(yt.max()) >= n_classes:
-                raise ValueError(
-                    f"y holds labels outside [0, {n_classes - 1}] for a model with "
-                    f"{n_classes} outputs.")
+            yt, n_classes = attack_labels(module, Xt, yt, eot_samples=self.eot_samples,
+                                          batch_size=self.batch_size, device=device,
+                                          dtype=dtype)
             predict = EOTModel(module, self.eot_samples, average=self._eot)
             kwargs = self._advertorch_kwargs(attack_cls, n_classes)
             lo, span = float(self.clip_min), float(self.clip_max - self.clip_min)
@@ -183,10 +167,7 @@ class _AdvertorchAttack(ModificationSource):
             attack = attack_cls(predict, **kwargs)
             seeded_blocks = self._is_random() and self.random_state is not None
             step = self._rng_block if seeded_blocks else self.batch_size
-            block_base = None
-            if seeded_blocks:
-                block_base = self.random_state if isinstance(self.random_state, Integral) \
-                    else int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+            block_base = seed_of(self.random_state) if seeded_blocks else None
             for i, sl in enumerate(progress(batches(Xt.shape[0], step), verbose=self.verbose,
                                             desc=type(self).__name__)):
                 xb = Xt[sl].to(device, dtype)

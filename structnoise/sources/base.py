@@ -332,6 +332,32 @@ class EOTLoss(torch.nn.Module):
         return per
 
 
+def check_targeted(source, y):
+    """A targeted attack needs its targets: y=None would target the model's own predictions."""
+    if getattr(source, "targeted", False) and y is None:
+        raise ValueError(
+            f"{type(source).__name__}(targeted=True) needs the target labels y; y=None "
+            "would make the model's own predictions the targets.")
+
+
+def attack_labels(module, X, y, *, eot_samples, batch_size, device, dtype):
+    """``(labels, n_classes)`` for an attack: ``y`` checked against the outputs, or predictions.
+
+    With ``y=None`` the labels are the model's predictions (mean logits over
+    ``eot_samples`` draws), so no true label leaks into the attack.
+    """
+    with torch.no_grad():
+        n_classes = check_logits(module(X[:1].to(device, dtype)), 1).shape[1]
+    if y is None:
+        return predict_logits(module, X.to(dtype), batch_size=batch_size,
+                              eot_samples=eot_samples, device=device).argmax(1), n_classes
+    if int(y.min()) < 0 or int(y.max()) >= n_classes:
+        raise ValueError(
+            f"y holds labels outside [0, {n_classes - 1}] for a model with {n_classes} "
+            "outputs.")
+    return y, n_classes
+
+
 @torch.no_grad()
 def predict_logits(module, X, *, batch_size=256, eot_samples=1, device=None):
     """Logits of ``module`` on ``X`` in batches (mean over ``eot_samples`` draws)."""

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._random import block_seed, seed_of
 from .base import ModificationSource, batches, progress, validate_images
 
 __all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS",
@@ -561,33 +562,18 @@ STRENGTH_TRANSFORMS = {
 }
 
 
-def _generator(random_state, device):
-    """A torch.Generator on ``device`` seeded from ``random_state``."""
-    from sklearn.utils import check_random_state
-
+def _generator(seed, device):
+    """A torch.Generator on ``device`` seeded with ``seed`` (a fresh seed when None)."""
     g = torch.Generator(device=device)
-    if random_state is None:
+    if seed is None:
         g.seed()
     else:
-        seed = random_state if isinstance(random_state, Integral) else \
-            check_random_state(random_state).randint(0, 2**31 - 1)
         g.manual_seed(int(seed))
     return g
 
 
 #: images per separately seeded block when a random_state is given
 _SEED_BLOCK = 256
-
-
-def _block_generator(base, index, device):
-    """The generator of block ``index`` under the base seed ``base``."""
-    from .._random import derive_seed
-
-    g = torch.Generator(device=device)
-    # the first block keeps the base seed: up to 256 images give what one
-    # generator seeded with random_state gives
-    g.manual_seed(int(base) if index == 0 else derive_seed(int(base), "block", index))
-    return g
 
 
 _IMAGE_SOURCE_CONSTRAINTS = {
@@ -631,24 +617,20 @@ class _ImageSource(ModificationSource):
         if min(Xt.shape[-2:]) < 8:
             raise ValueError(f"Images must be at least 8x8; got {tuple(Xt.shape[-2:])}.")
         lo, span = float(self.clip_min), float(self.clip_max - self.clip_min)
-        g = _generator(self.random_state, Xt.device)
         work_dtype = Xt.dtype if Xt.dtype in (torch.float32, torch.float64) else torch.float32
         unit = lo == 0.0 and span == 1.0  # the usual [0, 1] range: no rescaling
         # with a random_state, fixed blocks of images each get a generator
         # seeded from it and their position: the same images whatever batch_size
-        seeded = self.random_state is not None
+        base = seed_of(self.random_state)
+        seeded = base is not None
         step = _SEED_BLOCK if seeded else self.batch_size
-        if seeded:
-            from sklearn.utils import check_random_state
-
-            base = self.random_state if isinstance(self.random_state, Integral) else \
-                int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        g = None if seeded else _generator(None, Xt.device)  # one stream for all batches
         parts = []
         with torch.no_grad():
             for i, sl in enumerate(progress(batches(Xt.shape[0], step),
                                             verbose=self.verbose, desc=self.label)):
                 if seeded:
-                    g = _block_generator(base, i, Xt.device)
+                    g = _generator(block_seed(base, i), Xt.device)
                 x01 = Xt[sl].to(work_dtype)
                 if not unit:
                     x01 = (x01 - lo) / span
