@@ -368,6 +368,17 @@ def jpeg_compression(x, severity, g):
     return torch.round(rec.clamp(0, 255)) / 255.0
 
 
+def _displace(x, field_px):
+    """Sample each pixel from where ``field_px`` (n, 2, H, W; x then y, in px) points."""
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(n, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # displacement in pixels -> normalised grid units (2 / size per pixel)
+    offset = field_px.permute(0, 2, 3, 1) * torch.tensor([2.0 / w, 2.0 / h],
+                                                         device=x.device, dtype=x.dtype)
+    return F.grid_sample(x, grid + offset, padding_mode="zeros", align_corners=False)
+
+
 def elastic_strength(x, s, g):
     """torchvision-style elastic warp with ``alpha = 35 * s`` (sigma 5 px at 28 px).
 
@@ -378,13 +389,8 @@ def elastic_strength(x, s, g):
     n, c, h, w = x.shape
     size_scale = h / 28.0
     alpha, sigma = 35.0 * s * size_scale, 5.0 * size_scale
-    field = _rand((n, 2, h, w), x, g) * 2 - 1
-    field = _gaussian_blur(field, sigma)
-    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(n, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    offset = field.permute(0, 2, 3, 1) * (alpha / 2) * torch.tensor(
-        [2.0 / w, 2.0 / h], device=x.device, dtype=x.dtype)
-    return F.grid_sample(x, grid + offset, padding_mode="zeros", align_corners=False)
+    field = _gaussian_blur(_rand((n, 2, h, w), x, g) * 2 - 1, sigma)
+    return _displace(x, field * (alpha / 2))
 
 
 def elastic_transform(x, severity, g):
@@ -395,12 +401,7 @@ def elastic_transform(x, severity, g):
     field = torch.randn(n, 2, h, w, generator=g, device=x.device, dtype=x.dtype)
     field = _gaussian_blur(field, sigma)
     field = field / field.flatten(1).std(1).clamp(min=1e-8)[:, None, None, None]
-    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(n, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    # displacement in pixels -> normalised grid units (2 / size per pixel)
-    offset = field.permute(0, 2, 3, 1) * disp_px * torch.tensor([2.0 / w, 2.0 / h],
-                                                               device=x.device, dtype=x.dtype)
-    return F.grid_sample(x, grid + offset, padding_mode="zeros", align_corners=False)
+    return _displace(x, field * disp_px)
 
 
 def _grey(x):
@@ -438,24 +439,23 @@ def _random_sign(n, x, g):
     return torch.where(_rand((n,), x, g) < 0.5, -1.0, 1.0).to(x.dtype)
 
 
-def rotate(x, severity, g):
-    """Rotation by the given angle, random sign per image."""
-    n = x.shape[0]
-    a = _param("rotate", severity) * math.pi / 180 * _random_sign(n, x, g)
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+def _rotation(x, a):
+    """Rotate each image by its own angle ``a`` (radians, shape (n,))."""
+    theta = torch.zeros(x.shape[0], 2, 3, device=x.device, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
     theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
     return _affine(x, theta)
+
+
+def rotate(x, severity, g):
+    """Rotation by the given angle, random sign per image."""
+    n = x.shape[0]
+    return _rotation(x, _param("rotate", severity) * math.pi / 180 * _random_sign(n, x, g))
 
 
 def rotate_strength(x, s, g):
     """Rotation by an angle uniform in [-60 * s, 60 * s] degrees per image."""
-    n = x.shape[0]
-    a = (_rand((n,), x, g) * 2 - 1) * 60.0 * s * math.pi / 180
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
-    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
-    return _affine(x, theta)
+    return _rotation(x, (_rand((x.shape[0],), x, g) * 2 - 1) * 60.0 * s * math.pi / 180)
 
 
 def perspective_strength(x, s, g):
