@@ -29,13 +29,12 @@ import time
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
 from .._random import derive_seed
-from ..activations import ActivationPairs
+from ..activations import ActivationPairs, capture_activations
 from ..fitters import StructuredNoiseFitter
 from ..sources.base import ModificationSource, progress, validate_images, validate_labels
 from .store import ResultStore, _key_float, config_hash
@@ -554,17 +553,14 @@ def _run_group(exp, group, base_state, data):
             source.set_params(random_state=derive_seed(seed, "noise-source", index))
         transformer = ActivationPairs(base, _layers(exp), source,
                                       batch_size=exp.pair_batch_size)
+        # a list of layers: a dict layer -> (n, 2, d) pairs
         pairs = transformer.fit_transform(Xtr, ytr)
-        if isinstance(pairs, np.ndarray) or torch.is_tensor(pairs):
-            pairs = {_layers(exp)[0]: pairs}
-    else:
-        with torch.no_grad():
-            from ..activations import capture_activations
-
-            with capture_activations(base.module_, _layers(exp)) as store:
-                base.module_.eval()
-                base.module_(torch.as_tensor(Xtr[:2]).to(base.device))
-            widths = {name: store[name][0].shape[1] for name in _layers(exp)}
+    elif any(p.family == ANY_SOURCE for p in group):
+        # trace-scaled isotropic noise needs only the layers' widths
+        with torch.no_grad(), capture_activations(base.module_, _layers(exp)) as store:
+            base.module_.eval()
+            base.module_(torch.as_tensor(Xtr[:2]).to(base.device))
+        widths = {name: store[name][0].shape[1] for name in _layers(exp)}
     rows, check_rows = [], []
     for plan in group:
         r, c = _run_network(exp, plan, base_state, pairs, widths, data)
@@ -673,7 +669,3 @@ def _evaluate(exp, net, plan, X, y, train_seconds):
 def _eval_cols(d):
     return {"eval_family": d["family"], "eval_kind": d["kind"], "eval_strength": d["strength"],
             "eval_strength_unit": d["strength_unit"]}
-
-
-def _frame(rows):
-    return pd.DataFrame(rows, columns=COLUMNS)

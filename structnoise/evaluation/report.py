@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-import pandas as pd
 
 from .presets import PAPER_NUMBERS
 from .views import summarise
@@ -488,7 +487,3 @@ def summary_table(results):
         lambda v: "" if v != v else f", tr={v:g}") + ")"
     return s.pivot_table(index=["evaluation", "eval_protocol"], columns="condition",
                          values="mean", aggfunc="mean").round(3)
-
-
-def _frame(obj):  # pragma: no cover - helper for interactive use
-    return obj if isinstance(obj, pd.DataFrame) else pd.DataFrame(obj)
