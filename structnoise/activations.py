@@ -7,8 +7,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from .sources.base import (
-    ModificationSource,
+from .sources._utils import (
     batches,
     module_device,
     module_dtype,
@@ -17,6 +16,7 @@ from .sources.base import (
     validate_images,
     validate_labels,
 )
+from .sources.base import ModificationSource
 
 __all__ = ["ActivationPairs", "capture_activations", "check_layers", "uncompiled"]
 

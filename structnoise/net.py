@@ -17,6 +17,7 @@ from skorch.utils import to_tensor
 from ._random import layer_seeds
 from .activations import ActivationPairs, check_layers, uncompiled
 from .fitters import StructuredNoiseFitter
+from .sources._utils import stacked_draws
 from .sources.base import ModificationSource
 
 __all__ = ["NoisyNeuralNetClassifier", "NoiseHook"]
@@ -552,9 +553,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         with torch.set_grad_enabled(False):
             self._set_training(False)
             if isinstance(Xi, (torch.Tensor, np.ndarray)):
-                x = to_tensor(Xi, device=self.device)
-                out = self.infer(x.repeat(k, *([1] * (x.ndim - 1))))
-                return out.reshape(k, x.shape[0], *out.shape[1:]).mean(0)
+                return stacked_draws(self.infer, to_tensor(Xi, device=self.device), k,
+                                     mean=True)
             # dicts and other inputs: k passes
             return torch.stack([self.infer(Xi) for _ in range(k)]).mean(0)
 
@@ -570,7 +570,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         k = int(self.noise_ensemble)
         if k == 1 or not self.noise_active_in_eval:
             return self.module_
-        from .sources.base import EOTModel
+        from .sources.eot import EOTModel
 
         return EOTModel(self.module_, k, average="logits")
 

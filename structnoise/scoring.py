@@ -17,7 +17,8 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from .sources.base import ModificationSource, validate_images, validate_labels
+from .sources._utils import validate_images, validate_labels
+from .sources.base import ModificationSource
 
 __all__ = ["RobustScorer", "robust_scoring", "robustness_report", "transfer_matrix",
            "DEFAULT_EOT_SAMPLES", "is_stochastic"]
@@ -64,7 +65,7 @@ def _predict(estimator, X):
     if hasattr(estimator, "predict"):
         return np.asarray(estimator.predict(X.cpu().numpy() if isinstance(X, torch.Tensor)
                                             else X))
-    from .sources.base import module_dtype, predict_logits, resolve_module
+    from .sources._utils import module_dtype, predict_logits, resolve_module
 
     module = resolve_module(estimator)
     dtype = module_dtype(module)

@@ -18,7 +18,7 @@ import torch
 
 from ..scoring import _predict, is_stochastic
 from ..sources import LinfPGD, SquareAttack
-from ..sources.base import validate_images, validate_labels
+from ..sources._utils import validate_images, validate_labels
 
 __all__ = ["check_budget_to_zero", "check_more_iterations", "check_eot_stronger",
            "check_gradient_free_weaker", "check_randomness", "check_unbounded", "run_checks"]

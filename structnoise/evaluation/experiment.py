@@ -36,7 +36,8 @@ from sklearn.base import BaseEstimator, clone
 from .._random import derive_seed
 from ..activations import ActivationPairs, capture_activations
 from ..fitters import StructuredNoiseFitter
-from ..sources.base import ModificationSource, progress, validate_images, validate_labels
+from ..sources._utils import progress, validate_images, validate_labels
+from ..sources.base import ModificationSource
 from .store import ResultStore, _key_float, config_hash
 
 __all__ = ["Experiment", "COLUMNS", "describe_source", "NOISE_FREE", "ANY_SOURCE"]

@@ -5,6 +5,7 @@ Every source is a scikit-learn estimator with
 """
 
 from ._advertorch import import_advertorch as _import_advertorch
+from ._utils import validate_images, validate_labels
 from .art_attacks import AutoPGD, SquareAttack
 from .attacks import (
     DDN,
@@ -18,7 +19,7 @@ from .attacks import (
     MomentumIterative,
     SpatialTransform,
 )
-from .base import EOTLoss, EOTModel, ModificationSource
+from .base import ModificationSource
 from .corruptions import (
     CORRUPTIONS,
     SEVERITY_PARAMETERS,
@@ -26,12 +27,13 @@ from .corruptions import (
     Corruption,
     GaussianNoise,
 )
+from .eot import EOTLoss, EOTModel
 
 # make ``import advertorch.attacks`` work on modern torch once structnoise is imported
 _import_advertorch()
 
 __all__ = [
-    "ModificationSource", "EOTModel", "EOTLoss",
+    "ModificationSource", "EOTModel", "EOTLoss", "validate_images", "validate_labels",
     "FGSM", "LinfPGD", "L2PGD", "L1PGD", "MomentumIterative", "CarliniWagnerL2", "DDN",
     "FAB", "LinfSPSA", "SpatialTransform", "AutoPGD", "SquareAttack",
     "Corruption", "GaussianNoise", "CORRUPTIONS", "SEVERITY_PARAMETERS", "STRENGTH_TRANSFORMS",

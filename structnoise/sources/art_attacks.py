@@ -27,9 +27,7 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from .._random import seed_of
-from .base import (
-    EOTModel,
-    ModificationSource,
+from ._utils import (
     attack_labels,
     attack_mode,
     check_targeted,
@@ -38,6 +36,8 @@ from .base import (
     validate_images,
     validate_labels,
 )
+from .base import ModificationSource
+from .eot import EOTModel
 
 __all__ = ["AutoPGD", "SquareAttack", "art_classifier"]
 

@@ -23,10 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._random import block_seed, seed_of
 from ._advertorch import import_advertorch, quiet
-from .base import (
-    EOTLoss,
-    EOTModel,
-    ModificationSource,
+from ._utils import (
     attack_labels,
     attack_mode,
     batches,
@@ -38,6 +35,8 @@ from .base import (
     validate_images,
     validate_labels,
 )
+from .base import ModificationSource
+from .eot import EOTLoss, EOTModel
 
 __all__ = ["FGSM", "LinfPGD", "L2PGD", "L1PGD", "MomentumIterative", "CarliniWagnerL2",
            "DDN", "FAB", "LinfSPSA", "SpatialTransform"]

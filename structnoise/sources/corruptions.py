@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._random import block_seed, seed_of
-from .base import ModificationSource, batches, progress, validate_images
+from ._utils import batches, progress, validate_images
+from .base import ModificationSource
 
 __all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS",
            "STRENGTH_TRANSFORMS", "STRENGTH_PARAMETERS"]
