@@ -7,60 +7,204 @@ import torch
 from scipy import linalg
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .covariance import MomentAccumulator, check_covariance_memory, shrunk_from_moments
+from ._random import seed_of
+from .covariance import (
+    MomentAccumulator,
+    _shrinkage_intensity,
+    check_covariance_memory,
+    shrunk_from_moments,
+)
 
 __all__ = ["StructuredNoiseFitter"]
 
-_STRUCTURES = ("full", "diagonal", "isotropic", "lowrank")
+# ----------------------------------------------------------------------
+# the structures: an estimate -> the factors that draw the noise
+# ----------------------------------------------------------------------
+class _Estimate:
+    """The shrunk covariance estimate a structure is built from.
 
-
-def _sampling_factor(covariance, structure):
-    """Factor(s) used to draw noise, computed once at fit.
-
-    Returns ``(factor, None)`` such that ``eps = z @ factor.T`` (full) or
-    ``eps = z * factor`` (diagonal: a vector, isotropic: a scalar) has the
-    requested covariance. (Low rank is factored in ``_finalize``.)
+    ``matrix`` is the (d, d) estimate, or None when only its diagonal was
+    accumulated (O(d) sums) or when the deltas' top eigenpairs were computed
+    without forming it (randomized low rank: ``eigen``). ``diagonal`` and
+    ``trace`` always hold. ``floor`` is what shrinkage and ``reg_covar`` add
+    to every eigenvalue: the eigenvalues of the deltas' own covariance,
+    scaled by ``1 - shrinkage``, are the estimate's minus the floor.
     """
-    if structure == "isotropic":
-        return np.sqrt(max(float(covariance), 0.0)), None
-    if structure == "diagonal":
-        return np.sqrt(np.clip(covariance, 0.0, None)), None
-    # full: Cholesky with a growing jitter; a singular matrix (rank-deficient
+
+    def __init__(self, diagonal, *, matrix=None, floor=0.0, eigen=None):
+        self.diagonal = diagonal
+        self.matrix = matrix
+        self.floor = float(floor)
+        self.eigen = eigen  # (eigenvalues descending, eigenvectors, total signal)
+        self.trace = float(np.sum(diagonal))
+
+
+def _full_noise(est, rank):
+    """The whole matrix: its lower Cholesky factor (``eps = z @ L.T``)."""
+    cov = est.matrix
+    # Cholesky with a growing jitter; a singular matrix (rank-deficient
     # deltas, unshrunk) falls back to the symmetric square root with the
     # negative rounding-error eigenvalues clamped at zero
-    scale = float(np.mean(np.diag(covariance))) or 1.0
+    scale = float(np.mean(est.diagonal)) or 1.0
     for jitter in (0.0, 1e-12, 1e-10, 1e-8):
         try:
-            return linalg.cholesky(covariance + jitter * scale * np.eye(len(covariance)),
-                                   lower=True), None
+            return linalg.cholesky(cov + jitter * scale * np.eye(len(cov)), lower=True), None
         except linalg.LinAlgError:
             continue
-    w, V = linalg.eigh(covariance)
+    w, V = linalg.eigh(cov)
     return V * np.sqrt(np.clip(w, 0.0, None)), None
 
 
-def _rescale_trace(covariance, factor, diag_std, trace_scale):
-    """Scale the covariance to trace ``trace_scale * d``; the factors by the root.
+def _diagonal_noise(est, rank):
+    """The diagonal: per-feature standard deviations (``eps = z * sd``)."""
+    return np.sqrt(np.clip(est.diagonal, 0.0, None)), None
+
+
+def _isotropic_noise(est, rank):
+    """``trace / d`` times the identity: one standard deviation."""
+    return np.sqrt(max(est.trace / len(est.diagonal), 0.0)), None
+
+
+def _lowrank_noise(est, rank):
+    """Top eigenvectors (``eps = z @ F.T``) plus the diagonal remainder.
+
+    The remainder is the estimate's diagonal minus the low-rank part's, so
+    the noise keeps the estimate's diagonal and trace.
+    """
+    d = len(est.diagonal)
+    if est.eigen is not None:
+        w, V, total = est.eigen
+    else:
+        subset = None if isinstance(rank, Real) and not isinstance(rank, Integral) \
+            else [d - rank, d - 1]
+        w, V = linalg.eigh(est.matrix, subset_by_index=subset)
+        w, V = w[::-1], V[:, ::-1]
+        total = est.trace - d * est.floor
+    r = _rank_for(rank, w - est.floor, total)
+    factor = V[:, :r] * np.sqrt(np.clip(w[:r], 0.0, None))
+    remainder = np.clip(est.diagonal - np.einsum("ij,ij->i", factor, factor), 0.0, None)
+    return factor, np.sqrt(remainder)
+
+
+def _rank_for(rank, signal, total):
+    """``rank`` itself, or the fewest eigenvalues keeping a fraction of the variance.
+
+    ``signal`` holds the deltas' eigenvalues (descending, scaled by
+    ``1 - shrinkage``), ``total`` their sum over all ``d``: a float rank is
+    PCA's ``n_components`` in (0, 1).
+    """
+    if isinstance(rank, Integral):
+        return int(rank)
+    if total <= 0:
+        return 1
+    kept = np.cumsum(np.clip(signal, 0.0, None)) / total
+    return int(min(np.searchsorted(kept, rank, side="left") + 1, len(signal)))
+
+
+#: structure name -> (estimate, rank) -> (factor, diag_std)
+_STRUCTURES = {
+    "full": _full_noise,
+    "diagonal": _diagonal_noise,
+    "isotropic": _isotropic_noise,
+    "lowrank": _lowrank_noise,
+}
+
+
+def _rescale_trace(factor, diag_std, trace, trace_scale, d):
+    """Factors whose covariance has trace ``trace_scale * d`` (from ``trace``).
 
     Every structure's factor is linear in the noise standard deviation, so
     multiplying it by ``sqrt(c)`` multiplies the covariance by ``c``.
     """
-    d = covariance.shape[0]
-    trace = float(np.trace(covariance))
     if not np.isfinite(trace) or trace <= 0:
         raise ValueError(
             f"trace_scale={trace_scale} cannot rescale a covariance of trace {trace:.3g}: "
             "the modified and clean activations do not differ. Check the source, or use "
             "trace_scale=None.")
-    c = trace_scale * d / trace
-    root = np.sqrt(c)
-    covariance = covariance * c
-    factor = np.asarray(factor) * root
-    diag_std = None if diag_std is None else diag_std * root
-    return covariance, factor, diag_std
+    root = np.sqrt(trace_scale * d / trace)
+    return np.asarray(factor) * root, None if diag_std is None else diag_std * root
+
+
+def _noise_trace(factor, diag_std, d):
+    """Trace of the covariance the factors draw."""
+    factor = np.asarray(factor)
+    trace = float(np.sum(factor * factor)) if factor.ndim else d * float(factor) ** 2
+    return trace + (0.0 if diag_std is None else float(np.sum(diag_std * diag_std)))
+
+
+def _dense_covariance(factor, diag_std, d):
+    """The (d, d) covariance the factors draw."""
+    factor = np.asarray(factor)
+    if factor.ndim == 2:
+        cov = factor @ factor.T
+    else:
+        cov = np.diag(np.broadcast_to(factor * factor, (d,)).astype(np.float64))
+    if diag_std is not None:
+        cov[np.diag_indices(d)] += diag_std * diag_std
+    return cov
+
+
+def _randomized_eigen(delta, rank, shrinkage, reg_covar, assume_centered, random_state):
+    """Top eigenpairs of the shrunk covariance from a randomized SVD of the deltas.
+
+    Never forms the (d, d) matrix: time O(n d k), memory O(n d) (the centred
+    deltas) for k eigenpairs. A float ``rank`` doubles k until the kept
+    eigenvalues hold that fraction of the variance (known exactly: the
+    squared Frobenius norm of the deltas).
+
+    Returns
+    -------
+    est : _Estimate
+        Diagonal, floor and eigenpairs; no matrix.
+    shrinkage : float
+        The intensity used.
+    location : ndarray of shape (d,)
+        The mean delta (zeros when ``assume_centered``).
+    """
+    from sklearn.utils.extmath import randomized_svd
+
+    D = np.asarray(delta)
+    n, d = D.shape
+    location = np.zeros(d) if assume_centered else D.mean(axis=0, dtype=np.float64)
+    Dc = D - location.astype(D.dtype) if np.any(location) else D
+    sq = np.einsum("ij,ij->i", Dc, Dc, dtype=np.float64)  # ||y_k||^2
+    diag_S = np.einsum("ij,ij->j", Dc, Dc, dtype=np.float64) / n
+    trace_S = float(sq.sum()) / n
+    if isinstance(shrinkage, str):
+        s = 0.0 if d == 1 else _shrinkage_intensity(
+            shrinkage, n, d, trace_S, _frobenius2(Dc) / (n * n), float(np.sum(sq * sq)))
+    else:
+        s = 0.0 if shrinkage is None else float(shrinkage)
+    floor = s * trace_S / d + reg_covar
+    total = (1.0 - s) * trace_S
+    top = min(n, d)
+    k = int(rank) if isinstance(rank, Integral) else min(top, 64)
+    while True:
+        _, sv, Vt = randomized_svd(Dc, k, n_oversamples=10, n_iter="auto",
+                                   random_state=random_state)
+        signal = (1.0 - s) * sv * sv / n
+        if isinstance(rank, Integral) or k >= top or \
+                (total > 0 and signal[:-1].sum() >= rank * total):
+            break
+        k = min(2 * k, top)
+    est = _Estimate((1.0 - s) * diag_S + floor, floor=floor,
+                    eigen=(signal + floor, Vt.T, total))
+    return est, s, location
+
+
+def _frobenius2(Dc):
+    """``||Dc.T @ Dc||_F**2`` without a (d, d) matrix: by the cheaper side, in blocks."""
+    n, d = Dc.shape
+    M, size = (Dc, n) if n <= d else (Dc.T, d)  # ||Dc Dc.T||_F = ||Dc.T Dc||_F
+    block = max(1, min(size, 2**22 // max(size, 1)))
+    total = 0.0
+    for i in range(0, size, block):
+        G = M[i:i + block] @ M.T
+        total += float(np.einsum("ij,ij->", G, G, dtype=np.float64))
+    return total
 
 
 def _ndim(X):
@@ -89,11 +233,13 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
     structure : {"full", "diagonal", "isotropic", "lowrank"}, default="full"
         Covariance of the noise drawn: the full shrunk matrix; its diagonal;
         ``trace / d`` times the identity (the trace-matched, "fair" baseline);
-        or the top-``rank`` eigenvectors plus the diagonal remainder (the
-        total variance is kept).
-    rank : int, default=None
-        Number of eigenvectors for ``structure="lowrank"`` (default:
-        ``min(10, n_features)``); ignored otherwise.
+        or the top eigenvectors plus the diagonal remainder (the diagonal,
+        hence the total variance, is kept).
+    rank : int >= 1, float in (0, 1) or None, default=None
+        Eigenvectors kept by ``structure="lowrank"`` (ignored otherwise): a
+        number, or, as PCA's ``n_components``, the fewest whose directions
+        hold that fraction of the deltas' variance (``0.99`` keeps 99%);
+        None keeps ``min(10, n_features)``. The rank used is ``rank_``.
     scale : float, default=1.0
         Noise standard-deviation multiplier: ``transform`` adds
         ``scale * eps`` with ``eps ~ N(0, covariance_)``.
@@ -119,11 +265,22 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         Seeds the noise of ``transform``/``sample`` and of :meth:`to_torch`.
     batch_size : int, default=4096
         Rows accumulated at once (memory is ``O(d**2 + batch_size * d)``).
+    svd_solver : {"auto", "covariance_eigh", "randomized"}, default="auto"
+        How ``structure="lowrank"`` finds its eigenvectors (the names of
+        :class:`~sklearn.decomposition.PCA`). "covariance_eigh" accumulates
+        the (d, d) covariance (streams with ``partial_fit``) and takes its
+        eigenvectors. "randomized" takes a randomized SVD of the deltas
+        (Halko et al., 2011): O(n d k) time and O(n d) memory, never a
+        (d, d) matrix, but it needs all the deltas in one ``fit``. "auto":
+        randomized for ``fit`` on more than 1024 features, covariance_eigh
+        otherwise.
 
     Attributes
     ----------
     covariance_ : ndarray of shape (n_features, n_features)
-        Covariance of the noise drawn (shrunk, then structured).
+        Covariance of the noise drawn (shrunk, then structured). Stored for
+        ``structure="full"``; for the others, built from the factors when
+        read (they draw in O(d * rank) without it).
     shrinkage_ : float
         Shrinkage intensity used (0.0 for ``structure="isotropic"`` with an
         estimated intensity: it cannot change isotropic noise, whose variance
@@ -136,6 +293,8 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         deviation (isotropic) or the scaled top eigenvectors (lowrank).
     diag_std_ : ndarray of shape (n_features,) or None
         Standard deviations of the diagonal remainder (lowrank only).
+    rank_ : int or None
+        Eigenvectors kept (lowrank only).
     n_features_in_ : int
         Width ``d`` of the (flattened) activations.
     n_samples_seen_ : int
@@ -171,18 +330,20 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         "shrinkage": [StrOptions({"ledoit_wolf", "oas"}),
                       Interval(Real, 0, 1, closed="both"), None],
         "structure": [StrOptions(set(_STRUCTURES))],
-        "rank": [Interval(Integral, 1, None, closed="left"), None],
+        "rank": [Interval(Integral, 1, None, closed="left"),
+                 Interval(RealNotInt, 0, 1, closed="neither"), None],
         "scale": [Interval(Real, 0, None, closed="left")],
         "trace_scale": [Interval(Real, 0, None, closed="neither"), None],
         "reg_covar": [Interval(Real, 0, None, closed="left")],
         "assume_centered": ["boolean"],
         "random_state": ["random_state"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "svd_solver": [StrOptions({"auto", "covariance_eigh", "randomized"})],
     }
 
     def __init__(self, shrinkage="ledoit_wolf", structure="full", rank=None, scale=1.0,
                  trace_scale=None, reg_covar=0.0, assume_centered=False, random_state=None,
-                 batch_size=4096):
+                 batch_size=4096, svd_solver="auto"):
         self.shrinkage = shrinkage
         self.structure = structure
         self.rank = rank
@@ -192,6 +353,7 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         self.assume_centered = assume_centered
         self.random_state = random_state
         self.batch_size = batch_size
+        self.svd_solver = svd_solver
 
     # ------------------------------------------------------------------
     # input handling
@@ -255,10 +417,19 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
             self.structure == "diagonal" and isinstance(self.shrinkage, str))
 
     def _check_rank(self, d):
-        if self.structure == "lowrank" and self.rank is not None and self.rank > d:
+        if self.structure == "lowrank" and isinstance(self.rank, Integral) and self.rank > d:
             raise ValueError(
                 f"rank={self.rank} is out of range: it must be in [1, n_features={d}] "
-                "for structure='lowrank'.")
+                "(or a fraction of the variance in (0, 1)) for structure='lowrank'.")
+
+    def _rank(self, d):
+        return min(10, d) if self.rank is None else self.rank
+
+    def _randomized(self, d):
+        """Whether ``fit`` takes the randomized low-rank path (no d x d matrix)."""
+        if self.structure != "lowrank":
+            return False
+        return self.svd_solver == "randomized" or (self.svd_solver == "auto" and d > 1024)
 
     def _new_accumulator(self, d, dtype, device):
         full = self._full_moments()
@@ -294,10 +465,20 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         """
         delta, d = self._deltas(X, reset=True)
         self._check_rank(d)
-        acc = self._accumulate(None, delta, d)
-        self._finalize(acc, d)
-        return self
+        if self._randomized(d):
+            if isinstance(delta, torch.Tensor):
+                delta = delta.cpu().numpy()
+            est, shrink, mean = _randomized_eigen(
+                delta, self._rank(d), self.shrinkage, float(self.reg_covar),
+                self.assume_centered, seed_of(self.random_state))
+            self.__dict__.pop("_accumulator", None)  # nothing to stream on from
+            self._set_noise(est, shrink, mean, d, delta.shape[0])
+            return self
+        # the partial_fit of the first batch: a fresh accumulator, which
+        # replaces the fitted state only once the new noise is built
+        return self._partial_fit(delta, d, None)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Add a batch of pairs; after all batches this equals ``fit`` on all.
 
@@ -314,15 +495,14 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
             The updated estimator.
         """
         first = not hasattr(self, "_accumulator")
+        delta, d = self._deltas(X, reset=first)
         if first:
-            self._validate_params()
-            delta, d = self._deltas(X, reset=True)
             self._check_rank(d)
-        else:
-            delta, d = self._deltas(X, reset=False)
-        acc = self._accumulate(None if first else self._accumulator, delta, d)
-        self._finalize(acc, d)
-        return self
+        if self.structure == "lowrank" and self.svd_solver == "randomized":
+            raise ValueError(
+                "svd_solver='randomized' needs all the deltas at once: call fit, or use "
+                "svd_solver='covariance_eigh' (or 'auto') to stream with partial_fit.")
+        return self._partial_fit(delta, d, getattr(self, "_accumulator", None))
 
     def _accumulate(self, acc, delta, d):
         """Add deltas to ``acc`` (a new one when None); returns it."""
@@ -331,72 +511,74 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         if acc is None:
             dtype = np.float32 if delta.dtype in (np.float32, torch.float32) else np.float64
             acc = self._new_accumulator(d, dtype, device)
-        else:
+        elif acc.device is not None and not is_t:
             # a batch on another device than the running sums: bring it over
-            if acc.device is not None and not is_t:
-                delta = torch.as_tensor(delta, device=acc.device)
-            elif acc.device is None and is_t and delta.device.type != "cpu":
-                delta = delta.cpu()
+            delta = torch.as_tensor(delta, device=acc.device)
         if acc.device is None and is_t:
             delta = delta.cpu()
         acc.update(delta)
         return acc
 
-    def _finalize(self, acc, d):
-        """Turn the sums into the fitted attributes and the sampling factor."""
+    def _partial_fit(self, delta, d, acc):
+        """Stream validated deltas into ``acc`` (new when None); refit the noise from it."""
+        acc = self._accumulate(acc, delta, d)
         moments, mean = acc.centred_moments(self.assume_centered)
         if isinstance(moments["moment"], torch.Tensor):
             moments = {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
                        for k, v in moments.items()}
             mean = mean.cpu().numpy()
-        if moments["norm4"] is None and isinstance(self.shrinkage, str):
-            # isotropic noise from O(d) sums: shrinking towards trace/d * I keeps
-            # the trace, so the estimated intensity cannot change this noise
-            # and is not computed (it needs the d x d moments)
-            cov, shrink = shrunk_from_moments(moments, None)
-        else:
-            cov, shrink = shrunk_from_moments(moments, self.shrinkage)
+        # isotropic noise from O(d) sums: shrinking towards trace/d * I keeps
+        # the trace, so an estimated intensity cannot change this noise and
+        # is not computed (it needs the d x d moments)
+        shrinkage = None if moments["norm4"] is None and isinstance(self.shrinkage, str) \
+            else self.shrinkage
+        cov, shrink = shrunk_from_moments(moments, shrinkage)
         cov = np.asarray(cov, dtype=np.float64)
-        if self.reg_covar:
-            if cov.ndim == 2:
-                cov = cov.copy()
-                cov[np.diag_indices(d)] += self.reg_covar
-            else:
-                cov = cov + self.reg_covar
-        structure = self.structure
-        if structure == "isotropic":
-            var = float(np.trace(cov) if cov.ndim == 2 else cov.sum()) / d
-            covariance = np.eye(d) * var
-            factor, diag_std = _sampling_factor(var, structure)
-        elif structure == "diagonal":
-            variances = np.diag(cov).copy() if cov.ndim == 2 else cov
-            covariance = np.diag(variances)
-            factor, diag_std = _sampling_factor(variances, structure)
-        elif structure == "lowrank":
-            rank = self.rank if self.rank is not None else min(10, d)
-            w, V = linalg.eigh(cov, subset_by_index=[d - rank, d - 1])
-            w = np.clip(w, 0.0, None)
-            factor = V * np.sqrt(w)
-            low = factor @ factor.T
-            remainder = np.clip(np.diag(cov) - np.diag(low), 0.0, None)
-            diag_std = np.sqrt(remainder)
-            covariance = low
-            covariance[np.diag_indices(d)] += remainder
+        reg = float(self.reg_covar)
+        floor = shrink * float(moments["trace"]) / (moments["count"] * d) + reg
+        if cov.ndim == 2:
+            if reg:
+                cov = cov.copy() if cov is moments["moment"] else cov
+                cov[np.diag_indices(d)] += reg
+            est = _Estimate(cov.diagonal().copy(), matrix=cov, floor=floor)
         else:
-            covariance = cov
-            factor, diag_std = _sampling_factor(cov, "full")
-        if self.trace_scale is not None:
-            covariance, factor, diag_std = _rescale_trace(covariance, factor, diag_std,
-                                                          float(self.trace_scale))
+            est = _Estimate(cov + reg, floor=floor)
         self._accumulator = acc
-        self.covariance_ = covariance
+        self._set_noise(est, shrink, mean, d, acc.count)
+        return self
+
+    def _set_noise(self, est, shrink, mean, d, n_samples):
+        """The fitted attributes: the structure's factors, trace-scaled."""
+        rank = self._rank(d) if self.structure == "lowrank" else None
+        factor, diag_std = _STRUCTURES[self.structure](est, rank)
+        factor = np.asarray(factor, dtype=np.float64)
+        cov = est.matrix if self.structure == "full" else None
+        if self.trace_scale is not None:
+            # the stored matrix's trace for full noise (its factor may carry a
+            # rounding jitter), the factors' for the structures built from them
+            trace = est.trace if cov is not None else _noise_trace(factor, diag_std, d)
+            factor, diag_std = _rescale_trace(factor, diag_std, trace, float(self.trace_scale), d)
+            cov = None if cov is None else cov * (float(self.trace_scale) * d / trace)
+        if cov is not None:
+            self._covariance = cov
+        else:
+            self.__dict__.pop("_covariance", None)
         self.shrinkage_ = shrink
         self.location_ = np.asarray(mean, dtype=np.float64)
-        self.factor_ = np.asarray(factor, dtype=np.float64)
+        self.factor_ = factor
         self.diag_std_ = diag_std
+        self.rank_ = factor.shape[1] if self.structure == "lowrank" else None
         self.n_features_in_ = d
-        self.n_samples_seen_ = acc.count
+        self.n_samples_seen_ = n_samples
         self._rng = check_random_state(self.random_state)
+
+    @property
+    def covariance_(self):
+        """Covariance of the noise drawn, of shape (n_features, n_features)."""
+        check_is_fitted(self, "factor_")
+        if "_covariance" in self.__dict__:
+            return self._covariance
+        return _dense_covariance(self.factor_, self.diag_std_, self.n_features_in_)
 
     # ------------------------------------------------------------------
     # sampling

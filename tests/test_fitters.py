@@ -20,12 +20,22 @@ def make_pairs(rng, n=400, d=6, scales=(1, 2, 3, .1, .1, .1)):
     return np.stack([clean, clean + delta], axis=1), delta
 
 
+def _checks_that_do_not_apply(estimator):
+    """A randomized SVD needs all the deltas at once: partial_fit refuses it, by design."""
+    if estimator.get_params()["svd_solver"] == "randomized":
+        reason = "partial_fit refuses svd_solver='randomized' (it needs all deltas at once)"
+        return {"check_fit_score_takes_y": reason, "check_n_features_in_after_fitting": reason}
+    return {}
+
+
 @parametrize_with_checks([
     StructuredNoiseFitter(random_state=0),
     StructuredNoiseFitter(structure="lowrank", rank=1, random_state=0),
+    StructuredNoiseFitter(structure="lowrank", rank=0.9, svd_solver="randomized",
+                          random_state=0),
     StructuredNoiseFitter(structure="isotropic", shrinkage=None, random_state=0),
     StructuredNoiseFitter(shrinkage=None, trace_scale=2.0, reg_covar=1e-4, random_state=0),
-])
+], expected_failed_checks=_checks_that_do_not_apply)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -298,9 +308,8 @@ def test_trace_scale_rescales_the_factor_without_refactoring(rng, monkeypatch):
     from structnoise import fitters
 
     calls = []
-    real = fitters._sampling_factor
-    monkeypatch.setattr(fitters, "_sampling_factor",
-                        lambda *a: calls.append(a) or real(*a))
+    real = fitters._STRUCTURES["full"]
+    monkeypatch.setitem(fitters._STRUCTURES, "full", lambda *a: calls.append(a) or real(*a))
     scaled = StructuredNoiseFitter(trace_scale=1.0, random_state=0).fit(pairs)
     assert len(calls) == 1  # one factorisation, of the unscaled matrix
     c = pairs.shape[2] / np.trace(raw.covariance_)
@@ -326,3 +335,83 @@ def test_trace_scale_of_a_zero_covariance_is_refused(rng):
     pairs = np.stack([clean, clean], axis=1)
     with pytest.raises(ValueError, match="do not differ"):
         StructuredNoiseFitter(shrinkage=None, trace_scale=2.0).fit(pairs)
+
+
+# ----------------------------------------------------------- low rank: automatic rank,
+# and the randomized path that never forms the (d, d) matrix
+def _low_rank_deltas(rng, n=300, d=40, k=5):
+    """Deltas with k strong directions and a weak isotropic rest."""
+    strong = rng.randn(n, k) * np.array([10.0, 8.0, 6.0, 4.0, 3.0])[:k]
+    return strong @ np.linalg.qr(rng.randn(d, k))[0].T + 0.1 * rng.randn(n, d) + 1.0
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("solver", ["covariance_eigh", "randomized"])
+def test_fractional_rank_is_the_fewest_directions_keeping_that_variance(rng, fraction, solver):
+    delta = _low_rank_deltas(rng)
+    f = StructuredNoiseFitter(structure="lowrank", rank=fraction, shrinkage=None,
+                              svd_solver=solver, random_state=0).fit(delta)
+    # naive reference: PCA's rule on the eigenvalues of the sample covariance
+    w = np.linalg.eigvalsh(np.cov(delta.T, ddof=0))[::-1]
+    expected = int(np.argmax(np.cumsum(w) / w.sum() >= fraction)) + 1
+    assert f.rank_ == expected
+    assert f.factor_.shape == (delta.shape[1], expected)
+
+
+@pytest.mark.parametrize("shrinkage", [None, 0.3, "ledoit_wolf", "oas"])
+def test_randomized_lowrank_matches_the_covariance_eigh_path(rng, shrinkage):
+    delta = _low_rank_deltas(rng)
+    kw = dict(structure="lowrank", rank=5, shrinkage=shrinkage, reg_covar=1e-3,
+              trace_scale=2.0, random_state=0)
+    exact = StructuredNoiseFitter(svd_solver="covariance_eigh", **kw).fit(delta)
+    fast = StructuredNoiseFitter(svd_solver="randomized", **kw).fit(delta)
+    assert fast.shrinkage_ == pytest.approx(exact.shrinkage_, rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(fast.location_, exact.location_, rtol=1e-10)
+    np.testing.assert_allclose(fast.covariance_, exact.covariance_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(fast.diag_std_, exact.diag_std_, rtol=1e-6, atol=1e-8)
+
+
+def test_lowrank_keeps_the_diagonal_of_the_estimate(rng):
+    delta = _low_rank_deltas(rng)
+    full = StructuredNoiseFitter(shrinkage="ledoit_wolf").fit(delta)
+    for solver in ("covariance_eigh", "randomized"):
+        low = StructuredNoiseFitter(structure="lowrank", rank=0.95, svd_solver=solver,
+                                    random_state=0).fit(delta)
+        np.testing.assert_allclose(np.diag(low.covariance_), np.diag(full.covariance_),
+                                   rtol=1e-8)
+
+
+def test_randomized_path_never_forms_the_square_matrix(monkeypatch, rng):
+    # the memory guard refuses any (d, d) matrix: only the O(n d) path fits
+    d = 1500
+    monkeypatch.setenv("STRUCTNOISE_MAX_MEMORY_BYTES", str(10 * d * d))
+    delta = rng.randn(50, 3) @ rng.randn(3, d) + 0.01 * rng.randn(50, d)
+    with pytest.raises(CovarianceMemoryError):
+        StructuredNoiseFitter(structure="lowrank", svd_solver="covariance_eigh").fit(delta)
+    f = StructuredNoiseFitter(structure="lowrank", rank=0.99, random_state=0).fit(delta)
+    assert f.rank_ <= 10 and f.factor_.shape[0] == d  # "auto" took the randomized path
+    assert "_covariance" not in vars(f)
+
+
+def test_randomized_solver_refuses_partial_fit(rng):
+    f = StructuredNoiseFitter(structure="lowrank", svd_solver="randomized")
+    with pytest.raises(ValueError, match="needs all the deltas at once"):
+        f.partial_fit(rng.randn(20, 4))
+
+
+@pytest.mark.parametrize("n,d", [(30, 50), (50, 30)])
+def test_frobenius_norm_without_the_square_matrix(rng, n, d):
+    from structnoise.fitters import _frobenius2
+
+    D = rng.randn(n, d)
+    assert _frobenius2(D) == pytest.approx(np.sum((D.T @ D) ** 2), rel=1e-12)
+
+
+def test_fit_equals_partial_fit_on_a_fresh_estimator(rng):
+    pairs, _ = make_pairs(rng)
+    for structure in ("full", "diagonal", "isotropic", "lowrank"):
+        a = StructuredNoiseFitter(structure=structure, random_state=0).fit(pairs[:50])
+        a.fit(pairs)  # a second fit forgets the first
+        b = StructuredNoiseFitter(structure=structure, random_state=0).partial_fit(pairs)
+        np.testing.assert_array_equal(a.covariance_, b.covariance_)
+        assert a.n_samples_seen_ == b.n_samples_seen_ == len(pairs)
