@@ -7,10 +7,16 @@ no noise, with full-covariance noise at that layer and with low-rank
 
 Goals (issue #5): full <= 1.25x and low rank <= 1.10x of the noise-free step.
 
-The paper's site (issue #10): a training step (batch 64, Adam, as the
-authors) of ``PaperCNN`` with trace-scaled (t = 2) noise at ``body.tanh2``
-(16x14x14 = 3136 wide), for full, diagonal and isotropic noise, against the
-noise-free step, interleaved in the same run.
+Wide sites (issues #10 and #13): a training step (batch 64, Adam, as the
+authors) with trace-scaled (t = 2) noise at d = 3136 (``PaperCNN``'s
+``body.tanh2``, the paper's L = 2) and d = 12544 (``MNISTCNN``'s
+``body.4``), for full, automatic low-rank (99% of the variance), diagonal
+and isotropic noise, against the noise-free step, interleaved in the same
+run; with each noise's fit time and the low-rank covariance's relative
+Frobenius distance from the full one. The deltas are synthetic, with a
+power-law spectrum (:func:`synthetic_deltas`).
+Goals (issue #13): full <= 1.5x, auto-lowrank <= 1.15x, diagonal and
+isotropic <= 1.05x.
 
 Run: ``python benchmarks/perf_noise.py [--quick] [--device cuda]``; writes
 ``benchmarks/results/perf/noise.csv``.
@@ -60,29 +66,78 @@ def _steps(model, opt, batch, device):
     return steps
 
 
-def make_paper_step(structure, device, batch=64, n_deltas=4000):
-    """One Adam step of PaperCNN with trace-scaled noise at its L=2 site."""
+#: the widths of issue #13: PaperCNN's L=2 site and MNISTCNN's second conv block
+SITES = {3136: (PaperCNN, "body.tanh2"), 12544: (MNISTCNN, "body.4")}
+STRUCTURES = ("full", "lowrank", "diagonal", "isotropic")
+
+
+def synthetic_deltas(d, n=2000, n_directions=1000, seed=0):
+    """Deltas with a power-law spectrum: variance ``i**-2`` along direction ``i``.
+
+    Activation spectra of trained networks decay as a power law (Stringer et
+    al., 2019); the directions are random (near-orthogonal in high
+    dimension), plus a small isotropic part so that every unit varies.
+    Float32, as activations are.
+    """
+    rng = np.random.default_rng(seed)
+    m = min(n_directions, d)
+    z = rng.standard_normal((n, m), dtype=np.float32) / np.arange(1, m + 1, dtype=np.float32)
+    directions = rng.standard_normal((m, d), dtype=np.float32) / np.float32(np.sqrt(d))
+    return z @ directions + np.float32(1e-3) * rng.standard_normal((n, d), dtype=np.float32)
+
+
+def fit_site_noise(d, fraction=0.99):
+    """The four noises of one width, fitted as the paper does (t = 2, +1e-4), timed."""
+    import time
+
+    deltas = synthetic_deltas(d)
+    fitted, seconds = {}, {}
+    for structure in STRUCTURES:
+        t0 = time.perf_counter()
+        fitted[structure] = StructuredNoiseFitter(
+            structure=structure, rank=fraction if structure == "lowrank" else None,
+            shrinkage=None, reg_covar=1e-4, trace_scale=2.0, random_state=0).fit(deltas)
+        seconds[structure] = time.perf_counter() - t0
+    return fitted, seconds
+
+
+def lowrank_error(full, lowrank):
+    """Relative Frobenius distance of the low-rank noise covariance from the full one."""
+    C = full.covariance_
+    diff = lowrank.covariance_
+    diff -= C
+    return float(np.linalg.norm(diff) / np.linalg.norm(C))
+
+
+def make_site_step(d, fitter, device, batch=64):
+    """One Adam step (batch 64, as the authors) of the width-``d`` site's network."""
     torch.manual_seed(0)
-    model = PaperCNN().to(device)
-    if structure != "none":
-        rng = np.random.default_rng(0)
-        d, k = 3136, 64
-        # correlated deltas: a low-dimensional part plus independent noise
-        deltas = rng.standard_normal((n_deltas, k)) @ rng.standard_normal((k, d)) + \
-            rng.standard_normal((n_deltas, d))
-        fitter = StructuredNoiseFitter(structure=structure, shrinkage=None, trace_scale=2.0,
-                                       random_state=0).fit(deltas)
-        model.body.tanh2.register_forward_hook(
+    cls, site = SITES[d]
+    model = cls().to(device)
+    if fitter is not None:
+        model.get_submodule(site).register_forward_hook(
             NoiseHook(fitter.to_torch(device=device), _NoiseControl(1.0)))
     return _steps(model, torch.optim.Adam(model.parameters(), lr=1e-3), batch, device)
 
 
-def bench_paper_site(device, repeats):
-    fns = {s: make_paper_step(s, device) for s in ("none", "full", "diagonal", "isotropic")}
-    t = interleaved(fns, repeats=repeats)
-    return [{"structure": s, "width": 3136, "device": str(device),
-             "seconds_per_step": t[s] / 5, "ratio_to_no_noise": t[s] / t["none"]}
-            for s in fns]
+def bench_sites(device, repeats, widths=(3136, 12544)):
+    rows = []
+    for d in widths:
+        fitted, fit_s = fit_site_noise(d)
+        error = lowrank_error(fitted["full"], fitted["lowrank"])
+        fns = {"none": make_site_step(d, None, device)}
+        fns.update({s: make_site_step(d, fitted[s], device) for s in STRUCTURES})
+        t = interleaved(fns, repeats=repeats)
+        goals = {"full": 1.5, "lowrank": 1.15, "diagonal": 1.05, "isotropic": 1.05}
+        for s in fns:
+            rows.append({
+                "width": d, "structure": s, "device": str(device),
+                "rank": fitted[s].rank_ if s == "lowrank" else "",
+                "seconds_per_step": t[s] / 5, "ratio_to_no_noise": t[s] / t["none"],
+                "goal": goals.get(s, ""), "fit_s": fit_s.get(s, float("nan")),
+                "lowrank_rel_frobenius_error": error if s == "lowrank" else float("nan")})
+        del fitted, fns
+    return rows
 
 
 def main(argv=None):
@@ -103,10 +158,11 @@ def main(argv=None):
             for s in fns]
     print_table(rows, "Training step with noise vs without (batch 128)")
     write_csv(os.path.join(args.out, "noise.csv"), rows)
-    paper_rows = bench_paper_site(device, args.repeats)
-    print_table(paper_rows, "PaperCNN step with noise at body.tanh2 (d=3136, batch 64, Adam)")
-    write_csv(os.path.join(args.out, "noise_paper_site.csv"), paper_rows)
-    return rows, paper_rows
+    site_rows = bench_sites(device, args.repeats, (3136,) if args.quick else (3136, 12544))
+    print_table(site_rows, "Training step with noise at a d-wide site (batch 64, Adam), "
+                           "auto-lowrank = 99% of the variance")
+    write_csv(os.path.join(args.out, "noise_sites.csv"), site_rows)
+    return rows, site_rows
 
 
 if __name__ == "__main__":

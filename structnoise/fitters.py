@@ -768,18 +768,54 @@ class NoiseModule(torch.nn.Module):
             eps = eps + torch.randn(n, d, generator=g, device=device, dtype=dtype) * diag
         return eps
 
+    def add_noise(self, x, scale=None):
+        """``x + scale * eps`` for activations ``x`` of any shape flattening to d.
+
+        One fused kernel per part of the noise (``addmm`` for the factor,
+        ``addcmul`` or ``add`` for the standard deviations): no separate
+        ``eps`` tensor is scaled and added, which on a CPU costs about as
+        much as drawing it.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, ...)
+            Activations; the noise is drawn on their device and dtype.
+        scale : float, default=None
+            Multiplier of the noise (default: this module's ``scale``).
+
+        Returns
+        -------
+        noisy : torch.Tensor
+            Same shape, device and dtype as ``x``.
+        """
+        scale = self.scale if scale is None else float(scale)
+        flat = x.reshape(x.shape[0], -1)
+        n, d = flat.shape
+        if d != self.n_features:
+            raise ValueError(
+                f"Noise of width {self.n_features} cannot be added to activations of shape "
+                f"{tuple(x.shape)} ({d} features per sample).")
+        if scale == 0:
+            return x
+        factor, diag = self._buffers_on(x.device, x.dtype)
+        g = self._generator(x.device)
+
+        def normal(k):
+            return torch.randn(n, k, generator=g, device=x.device, dtype=x.dtype)
+
+        if factor.ndim == 2:
+            out = torch.addmm(flat, normal(factor.shape[1]), factor.T, alpha=scale)
+        elif factor.ndim == 1:
+            out = torch.addcmul(flat, normal(d), factor, value=scale)
+        else:
+            out = flat.add(normal(d), alpha=scale * float(factor))
+        if diag is not None:
+            out = torch.addcmul(out, normal(d), diag, value=scale)
+        return out.reshape(x.shape)
+
     def forward(self, x):
         """Return ``x + scale * eps`` (same shape, device and dtype as ``x``)."""
-        if self.scale == 0:
-            return x
-        flat = x.reshape(x.shape[0], -1)
-        d = self.n_features
-        if flat.shape[1] != d:
-            raise ValueError(
-                f"Noise of width {d} cannot be added to activations of shape "
-                f"{tuple(x.shape)} ({flat.shape[1]} features per sample).")
-        eps = self.sample(flat.shape[0], device=x.device, dtype=x.dtype)
-        return x + self.scale * eps.reshape(x.shape)
+        return self.add_noise(x)
 
     def extra_repr(self):
         return f"n_features={self.n_features}, scale={self.scale}, seed={self.seed}"

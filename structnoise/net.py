@@ -85,8 +85,7 @@ class NoiseHook:
                 f"The noise for {where} has width {self.noise.n_features}, but the "
                 f"layer's activations have {flat.shape[1]} features (shape "
                 f"{tuple(output.shape)}); fit the noise on this layer's activations.")
-        eps = self.noise.sample(flat.shape[0], device=output.device, dtype=output.dtype)
-        return output + (self.control.scale * self.noise.scale) * eps.reshape(output.shape)
+        return self.noise.add_noise(output, self.control.scale * self.noise.scale)
 
 
 class _FitNoiseCallback(Callback):

@@ -415,3 +415,16 @@ def test_fit_equals_partial_fit_on_a_fresh_estimator(rng):
         b = StructuredNoiseFitter(structure=structure, random_state=0).partial_fit(pairs)
         np.testing.assert_array_equal(a.covariance_, b.covariance_)
         assert a.n_samples_seen_ == b.n_samples_seen_ == len(pairs)
+
+
+@pytest.mark.parametrize("structure", ["full", "diagonal", "isotropic", "lowrank"])
+def test_fused_noise_equals_adding_the_scaled_draws(rng, structure):
+    pairs, _ = make_pairs(rng)
+    module = StructuredNoiseFitter(structure=structure, rank=2, random_state=0).fit(
+        pairs).to_torch(dtype=torch.float64)
+    x = torch.randn(7, 6, dtype=torch.float64)
+    module.reset_generators()
+    fused = module.add_noise(x, scale=0.7)
+    module.reset_generators()
+    naive = x + 0.7 * module.sample(7, dtype=torch.float64)
+    torch.testing.assert_close(fused, naive)

@@ -17,7 +17,28 @@ from tqdm.auto import tqdm
 def validate_images(X, clip_min=0.0, clip_max=1.0):
     """Check images (N, C, H, W) in range; return them as a float tensor.
 
-    The tensor may share memory with ``X``: callers never modify it in place.
+    The checks every source makes before any work, with errors that name the
+    problem and the expected form.
+
+    Parameters
+    ----------
+    X : torch.Tensor or array-like of shape (N, C, H, W)
+        Images; integer input becomes float32.
+    clip_min, clip_max : float, default=0.0, 1.0
+        The valid pixel range (a tolerance of 1e-5 of its width is allowed).
+
+    Returns
+    -------
+    X : torch.Tensor of shape (N, C, H, W)
+        Floating point; it may share memory with ``X``, so callers never
+        modify it in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structnoise.sources import validate_images
+    >>> validate_images(np.zeros((2, 1, 8, 8))).shape
+    torch.Size([2, 1, 8, 8])
     """
     if not clip_min < clip_max:
         raise ValueError(f"clip_min must be below clip_max; got [{clip_min}, {clip_max}].")
@@ -53,7 +74,28 @@ def validate_images(X, clip_min=0.0, clip_max=1.0):
 
 
 def validate_labels(y, n_samples, device=None):
-    """Integer class labels of length ``n_samples`` as a long tensor (or None)."""
+    """Integer class labels of length ``n_samples`` as a long tensor (or None).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or None
+        Class labels (floats must hold whole numbers).
+    n_samples : int
+        The number of images they label.
+    device : torch.device, default=None
+        Where to put them (where they are when None).
+
+    Returns
+    -------
+    y : torch.Tensor of shape (n_samples,) or None
+        dtype ``torch.long``.
+
+    Examples
+    --------
+    >>> from structnoise.sources import validate_labels
+    >>> validate_labels([0, 2, 1], 3)
+    tensor([0, 2, 1])
+    """
     if y is None:
         return None
     yt = y.detach() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
