@@ -25,11 +25,19 @@ def best_of(fn, repeats=3, warmup=1):
     return min(times)
 
 
-def interleaved(fns, repeats=3, warmup=1):
+def interleaved(fns, repeats=3, warmup=1, settle=0.0):
     """Time several functions in alternation; minimum time of each.
 
     Alternating ours / reference inside one loop means a burst of load from
     another process on the machine hits both sides alike.
+
+    ``settle`` seconds of sleep precede every timed call. Sides that run in
+    different thread pools need it: numpy and scipy each load their own
+    OpenBLAS, and torch its OpenMP runtime, whose threads busy-wait for up
+    to about 0.1 s after a call. A call timed right after the other
+    library's pays for that spinning on 2 cores (measured: scikit-learn's
+    LedoitWolf at 10000 x 256 float32 took 23 ms in alternation with scipy's
+    BLAS, 15 ms after a 0.2 s pause, 15 ms alone).
     """
     for fn in fns.values():
         for _ in range(warmup):
@@ -37,6 +45,8 @@ def interleaved(fns, repeats=3, warmup=1):
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

@@ -29,6 +29,12 @@ from _common import RESULTS, interleaved, machine, print_table, write_csv  # noq
 from structnoise.covariance import MomentAccumulator, ledoit_wolf, oas  # noqa: E402
 
 SIZES = [(10000, 256), (10000, 1024), (20000, 2048)]
+#: pause before each timed call: the sides alternate between numpy's and
+#: scipy's OpenBLAS, whose threads spin after a call (see ``interleaved``);
+#: without it the summary of an earlier run had Ledoit-Wolf at 0.98x and OAS
+#: at 0.52x scikit-learn at 10000 x 256 float32, where each side timed alone
+#: was 1.9x and 4.8x
+SETTLE = 0.2
 
 
 def bench_speed(sizes, repeats):
@@ -45,7 +51,7 @@ def bench_speed(sizes, repeats):
                 "sklearn_oas": lambda X=X: OAS(store_precision=False).fit(X),
                 "syrk": lambda X=X, syrk=syrk: syrk(1.0, X.T, trans=0),
                 "np_dot": lambda X=X: np.dot(X.T, X),
-            }, repeats=repeats, warmup=1)
+            }, repeats=repeats, warmup=1, settle=SETTLE)
             # the floor: one symmetric product, the faster of scipy's syrk
             # and numpy's X.T @ X (numpy runs it as syrk with its own BLAS)
             floor = min(t["syrk"], t["np_dot"])
@@ -82,7 +88,7 @@ def bench_streaming_memory(n, d, batch):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(RESULTS, "perf"))
     args = parser.parse_args(argv)
     sizes = [(2000, 128), (4000, 256)] if args.quick else SIZES

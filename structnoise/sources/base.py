@@ -7,6 +7,7 @@ a scikit-learn estimator (parameters in ``__init__``, so ``clone``,
 ``generate(model, X, y=None) -> torch.Tensor``.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -79,8 +80,11 @@ def _checked_output(source, out, X):
         return out
     lo = float(getattr(source, "clip_min", 0.0))
     hi = float(getattr(source, "clip_max", 1.0))
-    finite = torch.isfinite(out.flatten(1)).all(1)
-    if not bool(finite.all()):
+    # one pass over the output: NaN propagates into the minimum and maximum,
+    # and an infinity becomes one of them; only then look image by image
+    lo_out, hi_out = (float(v) for v in torch.aminmax(out))
+    if not (math.isfinite(lo_out) and math.isfinite(hi_out)):
+        finite = torch.isfinite(out.flatten(1)).all(1)
         bad = int((~finite).sum())
         clean = X.detach() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
         clean = clean.to(out.device, out.dtype).clamp(lo, hi)
@@ -89,7 +93,7 @@ def _checked_output(source, out, X):
             f"{type(source).__name__} returned {bad} image(s) with NaN or infinite values; "
             "they are replaced by their clean images (the attack did not move them).",
             RuntimeWarning, stacklevel=3)
-    lo_out, hi_out = (float(v) for v in torch.aminmax(out))
+        lo_out, hi_out = (float(v) for v in torch.aminmax(out))
     if lo_out < lo or hi_out > hi:
         tol = 1e-5 * max(1.0, hi - lo)
         if lo_out < lo - tol or hi_out > hi + tol:

@@ -95,7 +95,8 @@ def _rand(shape, x, g):
 # ------------------------------------------------------------------ noise
 def gaussian_noise(x, severity, g):
     """Additive Gaussian noise."""
-    return x + _randn(x, g) * _param("gaussian_noise", severity)
+    # in place on the fresh draw: one pass, no temporaries
+    return _randn(x, g).mul_(_param("gaussian_noise", severity)).add_(x)
 
 
 def shot_noise(x, severity, g):
@@ -108,13 +109,13 @@ def impulse_noise(x, severity, g):
     """Salt and pepper noise on a fraction of the pixels (each channel)."""
     amount = _param("impulse_noise", severity)
     u = _rand(x.shape, x, g)
-    out = torch.where(u < amount / 2, torch.zeros_like(x), x)
-    return torch.where(u > 1 - amount / 2, torch.ones_like(x), out)
+    out = x.masked_fill(u < amount / 2, 0.0)
+    return out.masked_fill_(u > 1 - amount / 2, 1.0)
 
 
 def speckle_noise(x, severity, g):
     """Multiplicative Gaussian noise."""
-    return x + x * _randn(x, g) * _param("speckle_noise", severity)
+    return torch.addcmul(x, x, _randn(x, g), value=_param("speckle_noise", severity))
 
 
 # ------------------------------------------------------------------- blur
@@ -769,4 +770,4 @@ class GaussianNoise(_ImageSource):
 
     def _apply(self, x01, g):
         span = float(self.clip_max - self.clip_min)
-        return x01 + _randn(x01, g) * (self.std / span)
+        return _randn(x01, g).mul_(self.std / span).add_(x01)
