@@ -14,6 +14,7 @@ SPSA, spatial) see the mean of ``k`` draws of the logits.
 """
 
 import contextlib
+import functools
 import inspect
 from numbers import Integral, Real
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._random import block_seed, seed_of
+from .._random import block_seed, seed_of, torch_seeded
 from ._advertorch import import_advertorch, quiet
 from ._utils import (
     attack_labels,
@@ -57,17 +58,10 @@ _NONNEG_INT = [Interval(Integral, 0, None, closed="left")]
 _OWN = ("batch_size", "random_state", "eot_samples", "verbose")
 
 
-@contextlib.contextmanager
-def _seeded(random_state, device):
-    """Seed torch's global RNG (which advertorch uses) inside the block only."""
-    seed = seed_of(random_state)
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+@functools.cache
+def _accepted_parameters(cls):
+    """The parameter names of ``cls.__init__``, ``self`` aside (read once per class)."""
+    return frozenset(inspect.signature(cls.__init__).parameters) - {"self"}
 
 
 class _FromUnitRange(torch.nn.Module):
@@ -91,7 +85,7 @@ def _block_seeded(base, index, device):
     """Each fixed block of images its own seed, for attacks whose randomness is per batch."""
     if base is None:
         return contextlib.nullcontext()
-    return _seeded(block_seed(base, index), device)
+    return torch_seeded(block_seed(base, index), device)
 
 
 class _AdvertorchAttack(ModificationSource):
@@ -112,9 +106,11 @@ class _AdvertorchAttack(ModificationSource):
         return bool(getattr(self, "rand_init", False))
 
     def _advertorch_kwargs(self, attack_cls, n_classes):
-        accepted = inspect.signature(attack_cls.__init__).parameters
-        kwargs = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in _OWN and k in accepted}
+        accepted = _accepted_parameters(attack_cls)
+        # our parameters that advertorch also takes (get_params would read
+        # our signature again on every call)
+        kwargs = {k: getattr(self, k) for k in _accepted_parameters(type(self)) & accepted
+                  if k not in _OWN}
         if "num_classes" in accepted:
             kwargs["num_classes"] = n_classes
         if self.eot_samples > 1 and self._eot == "loss":
@@ -149,11 +145,12 @@ class _AdvertorchAttack(ModificationSource):
         dtype = module_dtype(module)
         attack_cls = getattr(import_advertorch(), self._advertorch_class)
         out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
-        with attack_mode(module), quiet(), _seeded(self.random_state, device):
+        with attack_mode(module), quiet(), torch_seeded(seed_of(self.random_state), device):
             yt, n_classes = attack_labels(module, Xt, yt, eot_samples=self.eot_samples,
                                           batch_size=self.batch_size, device=device,
                                           dtype=dtype)
-            predict = EOTModel(module, self.eot_samples, average=self._eot)
+            predict = module if self.eot_samples == 1 else \
+                EOTModel(module, self.eot_samples, average=self._eot)
             kwargs = self._advertorch_kwargs(attack_cls, n_classes)
             lo, span = float(self.clip_min), float(self.clip_max - self.clip_min)
             rescale = self._unit_range and (lo, span) != (0.0, 1.0)
@@ -165,19 +162,51 @@ class _AdvertorchAttack(ModificationSource):
                     kwargs["eps"] = kwargs["eps"] / span
             attack = attack_cls(predict, **kwargs)
             seeded_blocks = self._is_random() and self.random_state is not None
-            step = self._rng_block if seeded_blocks else self.batch_size
             block_base = seed_of(self.random_state) if seeded_blocks else None
+            # an attack that can take its random start from us runs whole
+            # batches; the others run blocks of _rng_block images, each
+            # seeded: either way the result does not depend on batch_size
+            own_start = seeded_blocks and self._starts_given
+            step = self._rng_block if seeded_blocks and not own_start else self.batch_size
+
+            def attack_space(sl):
+                xb = Xt[sl].to(device, dtype)
+                return (xb - lo) / span if rescale else xb
+
+            if own_start:
+                starts = torch.empty(Xt.shape, dtype=dtype, device=Xt.device)
+                for j, sl in enumerate(batches(Xt.shape[0], self._rng_block)):
+                    starts[sl] = self._random_start(attack, attack_space(sl),
+                                                    block_seed(block_base, j), device)
             for i, sl in enumerate(progress(batches(Xt.shape[0], step), verbose=self.verbose,
                                             desc=type(self).__name__)):
-                xb = Xt[sl].to(device, dtype)
-                if rescale:
-                    xb = (xb - lo) / span
-                with _block_seeded(block_base, i, device):
-                    adv = attack.perturb(xb, yt[sl].to(device))
+                xb = attack_space(sl)
+                yb = yt[sl].to(device)
+                if own_start:
+                    adv = self._perturb_from(attack, xb, yb, starts[sl].to(device))
+                else:
+                    with _block_seeded(block_base, i, device):
+                        adv = attack.perturb(xb, yb)
                 if rescale:
                     adv = adv * span + lo
                 out[sl] = adv.detach().to(out.device, out.dtype)
         return out
+
+    #: whether the attack's random start can be drawn outside advertorch
+    #: (``_random_start``) and the attack run from it (``_perturb_from``)
+    _starts_given = False
+
+    def _random_start(self, attack, x, seed, device):
+        """advertorch's random start for the images ``x``, drawn under ``seed``."""
+        adv = import_advertorch()
+        delta = torch.nn.Parameter(torch.zeros_like(x))
+        with torch_seeded(seed, device):
+            adv.utils.rand_init_delta(delta, x, attack.ord, attack.eps, attack.clip_min,
+                                      attack.clip_max)
+        return adv.utils.clamp(x + delta.data, min=attack.clip_min, max=attack.clip_max) - x
+
+    def _perturb_from(self, attack, xb, yb, starts):
+        raise NotImplementedError
 
 
 class FGSM(_AdvertorchAttack):
@@ -227,6 +256,23 @@ class FGSM(_AdvertorchAttack):
 
 
 class _PGDBase(_AdvertorchAttack):
+    # advertorch's PGDAttack.perturb draws the random start, then runs
+    # perturb_iterative from it: with the start drawn per seeded block here,
+    # whole batches run in one call (one Python loop of nb_iter steps per
+    # batch, not per block of 64 images) with the same result
+    _starts_given = True
+
+    def _perturb_from(self, attack, xb, yb, starts):
+        """``attack.perturb(xb, yb)`` from the given random start."""
+        from advertorch.attacks.iterative_projected_gradient import perturb_iterative
+
+        x, y = attack._verify_and_process_inputs(xb, yb)
+        return perturb_iterative(
+            x, y, attack.predict, nb_iter=attack.nb_iter, eps=attack.eps,
+            eps_iter=attack.eps_iter, loss_fn=attack.loss_fn, minimize=attack.targeted,
+            ord=attack.ord, clip_min=attack.clip_min, clip_max=attack.clip_max,
+            delta_init=torch.nn.Parameter(starts), l1_sparsity=attack.l1_sparsity).data
+
     _parameter_constraints = {"eps": _NONNEG, "nb_iter": _NONNEG_INT, "eps_iter": _NONNEG,
                               "rand_init": ["boolean"], **_COMMON_CONSTRAINTS}
 
