@@ -18,7 +18,7 @@ from .sources._utils import (
 )
 from .sources.base import ModificationSource
 
-__all__ = ["ActivationPairs", "capture_activations", "check_layers", "uncompiled"]
+__all__ = ["ActivationPairs", "capture_activations", "check_layers", "layer_names", "uncompiled"]
 
 
 def uncompiled(module):
@@ -49,6 +49,28 @@ def uncompiled(module):
     return inner if isinstance(inner, torch.nn.Module) else module
 
 
+def layer_names(layers):
+    """One layer name or several, as a list: ``"body.2"`` -> ``["body.2"]``.
+
+    Parameters
+    ----------
+    layers : str or iterable of str
+        Dotted layer names.
+
+    Returns
+    -------
+    names : list of str
+        The names, in order.
+
+    Examples
+    --------
+    >>> from structnoise.activations import layer_names
+    >>> layer_names("body.2"), layer_names(("body.2", "body.4"))
+    (['body.2'], ['body.2', 'body.4'])
+    """
+    return [layers] if isinstance(layers, str) else list(layers)
+
+
 def check_layers(module, layers):
     """Resolve dotted layer names to submodules; unknown names raise.
 
@@ -71,7 +93,7 @@ def check_layers(module, layers):
     >>> list(check_layers(DigitsMLP(), "body.2"))
     ['body.2']
     """
-    names = [layers] if isinstance(layers, str) else list(layers)
+    names = layer_names(layers)
     if not names:
         raise ValueError("layers is empty: give at least one layer name.")
     available = dict(uncompiled(module).named_modules())
@@ -238,7 +260,7 @@ class ActivationPairs(TransformerMixin, BaseEstimator):
                              getattr(self.source, "clip_max", 1.0))
         yt = validate_labels(y, Xt.shape[0])
         device = torch.device(self.device) if self.device is not None else module_device(module)
-        layers = [self.layers] if isinstance(self.layers, str) else list(self.layers)
+        layers = layer_names(self.layers)
         dtype = module_dtype(module)
         out = {name: [] for name in layers}
         was_training = module.training

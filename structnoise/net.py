@@ -15,7 +15,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ._random import layer_seeds
-from .activations import ActivationPairs, check_layers, uncompiled
+from .activations import ActivationPairs, check_layers, layer_names, uncompiled
 from .fitters import StructuredNoiseFitter
 from .sources._utils import stacked_draws
 from .sources.base import ModificationSource
@@ -318,9 +318,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     def _layer_names(self):
         noise = self._noise_spec()
         if isinstance(noise, dict):
-            layers = list(noise) if self.noise_layers is None else (
-                [self.noise_layers] if isinstance(self.noise_layers, str)
-                else list(self.noise_layers))
+            layers = list(noise) if self.noise_layers is None else layer_names(self.noise_layers)
             missing = [name for name in layers if name not in noise]
             if missing:
                 raise ValueError(f"noise has no fitter for layer(s) {missing}.")
@@ -329,8 +327,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             raise ValueError(
                 "noise_layers is required with a single noise fitter: name the layer(s) "
                 "to inject into, e.g. noise_layers='body.2'.")
-        return [self.noise_layers] if isinstance(self.noise_layers, str) else list(
-            self.noise_layers)
+        return layer_names(self.noise_layers)
 
     def _check_noise_params(self):
         scale = self.noise_scale

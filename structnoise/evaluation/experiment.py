@@ -34,7 +34,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
 from .._random import derive_seed
-from ..activations import ActivationPairs, capture_activations
+from ..activations import ActivationPairs, capture_activations, layer_names
 from ..fitters import StructuredNoiseFitter
 from ..sources._utils import progress, validate_images, validate_labels
 from ..sources.base import ModificationSource
@@ -514,7 +514,7 @@ def _train_base(exp, seed, data):
 
 
 def _layers(exp):
-    return [exp.noise_layers] if isinstance(exp.noise_layers, str) else list(exp.noise_layers)
+    return layer_names(exp.noise_layers)
 
 
 def _fitted_noise(exp, plan, pairs, d_by_layer):
