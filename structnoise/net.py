@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
@@ -106,6 +106,12 @@ class _FitNoiseCallback(Callback):
         if net._noise_phase_pending() and X is not None:
             dataset_train, _ = net.get_split_datasets(X, y)
             net._begin_noise_phase(dataset_train)
+
+
+#: the parameters NoisyNeuralNetClassifier adds to skorch's
+_OWN_PARAMS = ("noise", "noise_source", "noise_layers", "noise_scale", "noise_mode",
+               "noise_warmup_epochs", "noise_batch_size", "noise_retrain", "noise_ensemble",
+               "train_source", "train_source_ratio")
 
 
 class NoisyNeuralNetClassifier(NeuralNetClassifier):
@@ -233,19 +239,26 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------
     # skorch plumbing
     # ------------------------------------------------------------------
-    def _validate_params(self):
-        # ``noise__*`` params are routed to the fitters by us, not by skorch
-        saved = self._params_to_validate
-        self._params_to_validate = {k for k in saved if not k.startswith("noise__")}
-        try:
-            super()._validate_params()
-        finally:
-            self._params_to_validate = saved
+    #: ``noise__*`` parameters are routed to the noise fitters (skorch's
+    #: ``get_params_for("noise")``), as ``module__*`` to the module
+    prefixes_ = NeuralNetClassifier.prefixes_ + ["noise"]
 
     def get_default_callbacks(self):
         return super().get_default_callbacks() + [("structnoise_fit_noise", _FitNoiseCallback())]
 
     def set_params(self, **kwargs):
+        # our own ``noise_*`` parameters are plain attributes: with "noise" among
+        # skorch's prefixes, skorch would take them for routed ones
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in _OWN_PARAMS}
+        if own:
+            BaseEstimator.set_params(self, **own)
+        # routed ``noise__*`` values reach the fitters at the next fit (nothing
+        # to re-initialise now, which skorch would ask of a routed component)
+        routed = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("noise__")}
+        if routed:
+            vars(self).update(routed)
+            self._params_to_validate.update(routed)
+            self._validate_params()
         super().set_params(**kwargs)
         self._sync_control()
         return self

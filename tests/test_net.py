@@ -77,6 +77,20 @@ def test_isotropic_via_routed_params(digits):
     assert "noise__structure" in make_net(noise__structure="isotropic").get_params()
 
 
+def test_noise_routing_is_skorch_prefix_routing(digits):
+    # "noise" is one of skorch's prefixes: routed keys validate, a missing
+    # double underscore gets skorch's own hint, and our noise_* parameters stay
+    # plain attributes through set_params on a fitted net
+    X, y = digits
+    assert "noise" in NoisyNeuralNetClassifier.prefixes_
+    with pytest.raises(ValueError, match="noise__structure"):
+        make_net(noise_structure="isotropic").initialize()
+    net = make_net(noise__structure="diagonal").fit(X, y)
+    net.set_params(noise_scale=0.5, noise__structure="isotropic")
+    assert net.noise_scale == 0.5 and net.noise_control_.scale == 0.5
+    assert net.fit(X, y).noise_["body.2"].structure == "isotropic"
+
+
 def test_prefitted_noise_used_as_is(digits):
     X, y = digits
     fitter = StructuredNoiseFitter(random_state=0).fit(np.random.RandomState(0).randn(50, 128))
