@@ -241,8 +241,11 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         hold that fraction of the deltas' variance (``0.99`` keeps 99%);
         None keeps ``min(10, n_features)``. The rank used is ``rank_``.
     scale : float, default=1.0
-        Noise standard-deviation multiplier: ``transform`` adds
-        ``scale * eps`` with ``eps ~ N(0, covariance_)``.
+        Noise standard-deviation multiplier, part of the learned noise:
+        ``transform`` adds ``scale * eps`` with ``eps ~ N(0, covariance_)``,
+        and :meth:`to_torch` carries it into the torch module. A
+        :class:`~structnoise.NoisyNeuralNetClassifier` multiplies it by its
+        own ``noise_scale`` (the run-time knob).
     trace_scale : float > 0 or None, default=None
         The paper's trace normalisation. None keeps the estimated size of
         the covariance. A float ``t`` rescales the noise covariance (after
@@ -696,7 +699,8 @@ class NoiseModule(torch.nn.Module):
     n_features : int
         Width ``d`` of the activations.
     scale : float, default=1.0
-        Multiplier of the noise; may be changed at any time.
+        The fitter's ``scale`` (not a third multiplier): ``forward`` adds
+        ``scale * eps``; :meth:`add_noise` takes the multiplier to use.
     seed : int, default=0
         Seed of the per-device generators.
     device : str or torch.device, default=None

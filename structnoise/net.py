@@ -10,12 +10,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ._random import layer_seeds
 from .activations import ActivationPairs, check_layers, layer_names, uncompiled
+from .callbacks import LearnNoise
 from .fitters import StructuredNoiseFitter
 from .sources._utils import stacked_draws
 from .sources.base import ModificationSource
@@ -88,26 +88,6 @@ class NoiseHook:
         return self.noise.add_noise(output, self.control.scale * self.noise.scale)
 
 
-class _FitNoiseCallback(Callback):
-    """Starts the noise phase after the clean warm-up epochs, on the training split.
-
-    skorch hands ``dataset_train`` to ``on_epoch_end``: the validation split
-    (and, under cross-validation, the test fold, which never reaches
-    ``fit``) is never used to learn the noise.
-    """
-
-    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        if net._noise_phase_pending() and len(net.history) >= net._warmup_epochs():
-            net._begin_noise_phase(dataset_train)
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        # warm-up as long as training: fit the noise on the trained network
-        # (post-hoc noise), still on the training split only
-        if net._noise_phase_pending() and X is not None:
-            dataset_train, _ = net.get_split_datasets(X, y)
-            net._begin_noise_phase(dataset_train)
-
-
 #: the parameters NoisyNeuralNetClassifier adds to skorch's
 _OWN_PARAMS = ("noise", "noise_source", "noise_layers", "noise_scale", "noise_mode",
                "noise_warmup_epochs", "noise_batch_size", "noise_retrain", "noise_ensemble",
@@ -146,8 +126,13 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     noise_layers : str or list of str, default=None
         Dotted layer names (default: the keys of a dict ``noise``).
     noise_scale : float, default=1.0
-        Multiplier of the noise standard deviation; ``set_params`` after fit
-        takes effect at once (post-hoc noise).
+        The net's multiplier of the noise standard deviation, on top of the
+        fitters' own ``scale``: the noise added is
+        ``noise_scale * fitter.scale * eps`` with ``eps ~ N(0, covariance_)``.
+        It is the knob to search or sweep (post-hoc noise): ``set_params``
+        after fit takes effect at once, without refitting; a fitter's
+        ``scale`` belongs to the learned noise (it is what
+        ``fitter.transform`` adds) and travels with it.
     noise_mode : {"always", "train", "eval"}, default="always"
         When the noise is active: always (a stochastic network, as in the
         paper), only in training mode, or only in eval mode.
@@ -244,7 +229,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     prefixes_ = NeuralNetClassifier.prefixes_ + ["noise"]
 
     def get_default_callbacks(self):
-        return super().get_default_callbacks() + [("structnoise_fit_noise", _FitNoiseCallback())]
+        return super().get_default_callbacks() + [("learn_noise", LearnNoise())]
 
     def set_params(self, **kwargs):
         # our own ``noise_*`` parameters are plain attributes: with "noise" among
@@ -491,7 +476,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         # the fit params; neither reaches forward or train_split
         user_params = {k: v for k, v in fit_params.items()
                        if k not in ("_routing_method", "epochs")}
-        if self._noise_phase_pending():
+        if self.noise_phase_pending():
             check_layers(self.module_, self._layer_names())
             if self.noise_retrain == "after":
                 # the layers before and after the noisy one are known from a
@@ -502,21 +487,16 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                 self._retrain_layers = self._retrain_split(order)
             # otherwise no extra forward pass: the noise hook checks the width
             # on the first training batch
-            if self._warmup_epochs() == 0:
-                # nothing to wait for (pre-fitted noise, or the "No Noise"
-                # freeze): the phase starts with training; the training split
-                # is made only when a noise has to be learned from it
-                dataset_train = None
-                if self._needs_learning():
-                    dataset_train, _ = self.get_split_datasets(X, y, **user_params)
-                self._begin_noise_phase(dataset_train)
+        # callbacks disabled (or the LearnNoise one removed): the net runs the
+        # default callback's code itself, before and after training
+        fallback = None if any(isinstance(cb, LearnNoise) for _, cb in self.callbacks_) \
+            else LearnNoise()
+        if fallback is not None:
+            fallback.on_train_begin(self, X=X, y=y)
         self._sync_control()
         super().partial_fit(X, y, classes=classes, **fit_params)
-        if self._noise_phase_pending():
-            # the callback did not run (e.g. callbacks="disable"): start the
-            # phase now, still on the training split only
-            dataset_train, _ = self.get_split_datasets(X, y, **user_params)
-            self._begin_noise_phase(dataset_train)
+        if fallback is not None:
+            fallback.on_train_end(self, X=X, y=y)
         return self
 
     def train_step_single(self, batch, **fit_params):
@@ -611,37 +591,57 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                        for name, f in fitters.items()}
         return fitters
 
-    def _needs_learning(self):
-        """Whether some layer's noise still has to be learned from the source."""
+    def noise_needs_learning(self):
+        """Whether some layer's noise still has to be learned from ``noise_source``."""
         if self.noise is None or getattr(self, "noise_", None):
             return False
         noise = self._noise_spec()
         fitters = noise.values() if isinstance(noise, dict) else [noise]
         return any(not _is_fitted(f) for f in fitters) or bool(self.get_params_for("noise"))
 
-    def _noise_phase_pending(self):
-        """Whether the noise phase (install, retrain policy) has yet to start."""
+    def noise_phase_pending(self):
+        """Whether the noise phase (install, ``noise_retrain``) has yet to start."""
         uses = self.noise is not None or (self.noise_retrain == "after"
                                           and self.noise_layers is not None)
         return uses and not getattr(self, "noise_phase_started_", False)
 
-    def _warmup_epochs(self):
+    def warmup_epochs(self):
+        """Clean epochs before the noise phase: ``noise_warmup_epochs``, or its default.
+
+        Half of ``max_epochs`` (at least 1) when the noise must be learned
+        from ``noise_source``; 0 when it is pre-fitted or absent.
+        """
         if self.noise_warmup_epochs is not None:
             return int(self.noise_warmup_epochs)
-        if not self._needs_learning():
+        if not self.noise_needs_learning():
             return 0
         return max(1, int(self.max_epochs) // 2)
 
-    def _begin_noise_phase(self, dataset):
-        """Fit and install the noise on ``dataset``, then apply ``noise_retrain``."""
+    def begin_noise_phase(self, dataset_train):
+        """Learn the noise on ``dataset_train`` (when needed), install it, apply ``noise_retrain``.
+
+        :class:`~structnoise.callbacks.LearnNoise` calls it at the end of
+        the warm-up; call it yourself to start the phase at another time.
+
+        Parameters
+        ----------
+        dataset_train : torch Dataset or None
+            The training split (None only when no noise is learned).
+
+        Returns
+        -------
+        self : NoisyNeuralNetClassifier
+            With ``noise_phase_started_`` True.
+        """
         if self.noise is not None:
-            if self._needs_learning():
-                self._fit_noise_from_dataset(dataset)
+            if self.noise_needs_learning():
+                self._fit_noise_from_dataset(dataset_train)
             else:
                 self._install_noise(self._fitters_for(self._layer_names()))
         if self.noise_retrain == "after":
             self._freeze_and_reinitialize()
         self.noise_phase_started_ = True
+        return self
 
     def _freeze_and_reinitialize(self):
         """The paper's retraining: freeze up to the noisy layer, re-init the rest."""
