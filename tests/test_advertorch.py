@@ -15,6 +15,7 @@ def _run(code):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_plain_advertorch_import_fails_without_the_layer():
     # the reason the layer exists: advertorch 0.2.3 does not import on torch 2.x
     out = subprocess.run([sys.executable, "-c", "import advertorch.attacks"],
@@ -24,6 +25,7 @@ def test_plain_advertorch_import_fails_without_the_layer():
     assert "zero_gradients" in out.stderr or "torchvision" in out.stderr
 
 
+@pytest.mark.slow
 def test_import_after_structnoise_in_fresh_interpreter():
     result = _run("""
         import json, sys
@@ -38,6 +40,7 @@ def test_import_after_structnoise_in_fresh_interpreter():
     assert result == {"pgd": True, "fab": True, "fake_torchvision_left": False}
 
 
+@pytest.mark.slow
 def test_missing_torchvision_fails_only_where_needed():
     result = _run("""
         import json, torch

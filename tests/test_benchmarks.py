@@ -11,6 +11,9 @@ sys.path.insert(0, BENCH)
 
 import paper  # noqa: E402
 
+# tiny runs of the benchmark scripts, and a subprocess: the slow suite
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

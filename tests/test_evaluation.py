@@ -111,6 +111,7 @@ def test_pairing_by_kind_and_shared_networks(run):
         "clean", "FGSM", "LinfPGD", "rotate", "gaussian_noise"}
 
 
+@pytest.mark.slow
 def test_runs_are_deterministic_and_n_jobs_does_not_matter(data, run):
     _, rows = run
     _same_rows(make_experiment().run(*data), rows)
@@ -311,6 +312,7 @@ def test_experiment_runs_the_checks_on_every_network_kind(data):
                                       "eot_stronger", "gradient_free_weaker", "unbounded"}
 
 
+@pytest.mark.slow
 def test_dask_backend_gives_the_same_rows(data, run):
     distributed = pytest.importorskip("distributed", reason="the dask extra")
     from joblib import parallel_backend

@@ -53,6 +53,7 @@ def test_pipeline_pairs_noise_logistic(digits):
     assert pred.shape == (300,) and (pred == y).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_grid_search_joblib(digits):
     X, y = digits
     search = GridSearchCV(_template(), GRID, cv=2, n_jobs=2, refit="fgsm",
@@ -61,6 +62,7 @@ def test_grid_search_joblib(digits):
     _check_results(search)
 
 
+@pytest.mark.slow
 def test_grid_search_on_dask(digits):
     distributed = pytest.importorskip("distributed", reason="the dask extra")
     X, y = digits

@@ -229,6 +229,7 @@ def _snapshot(net):
     return {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_retrain_after_freezes_up_to_the_noisy_layer_and_reinitialises_the_rest(images28):
     X, y = images28
     torch.manual_seed(0)
@@ -252,6 +253,7 @@ def test_retrain_after_freezes_up_to_the_noisy_layer_and_reinitialises_the_rest(
         assert moved == (name not in net.noise_frozen_), name
 
 
+@pytest.mark.slow
 def test_retrain_after_reinitialises_with_reset_parameters(images28, monkeypatch):
     X, y = images28
     torch.manual_seed(0)
@@ -274,6 +276,7 @@ def test_retrain_after_reinitialises_with_reset_parameters(images28, monkeypatch
     assert float(after["body.fc1.weight"].abs().max()) <= 1 / np.sqrt(400) + 1e-6
 
 
+@pytest.mark.slow
 def test_no_noise_baseline_gets_the_same_freeze_and_reinit(images28):
     X, y = images28
     torch.manual_seed(0)
@@ -321,6 +324,7 @@ def test_retrain_after_needs_a_layer_after(digits):
     assert len(net.history) == 0
 
 
+@pytest.mark.slow
 def test_fresh_fit_undoes_the_freeze(images28):
     X, y = images28
     torch.manual_seed(0)

@@ -1,5 +1,6 @@
 """The README's quickstart runs as written, and its commands are the CI's."""
 
+import pytest
 import os
 import re
 
@@ -11,6 +12,7 @@ def _readme():
         return fh.read()
 
 
+@pytest.mark.slow
 def test_quickstart_runs(capsys):
     code = re.search(r"```python\n(.*?)```", _readme(), re.S).group(1)
     assert len(code.strip().splitlines()) <= 14
@@ -24,3 +26,5 @@ def test_ci_runs_the_readme_test_command():
     test_command = next(c.strip() for c in commands if "tox -e py" in c)
     with open(os.path.join(ROOT, ".ci", "run")) as fh:
         assert test_command in fh.read()
+    # CI runs the fast suite and the tests marked slow
+    assert test_command.split("tox -e ")[1].split()[0].split(",") == ["py", "slow"]

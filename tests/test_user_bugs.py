@@ -82,6 +82,7 @@ def test_probe_keeps_skorch_datasets_and_errors(digits, fitted_noise):
 
 
 # 3. torch.compile prefixes names with _orig_mod.: the user's names still work
+@pytest.mark.slow
 def test_compiled_module_keeps_layer_names(digits, fitted_noise):
     X, y = digits
     net = NoisyNeuralNetClassifier(DigitsMLP, noise=fitted_noise, noise_layers="body.2",
