@@ -82,6 +82,24 @@ def test_robustness_report(noisy_net, data):
     assert report.loc[1, "params"]["eps"] == 0.1
 
 
+def test_robustness_report_numbers_are_the_accuracies(data):
+    # a deterministic network: every repeat gives the same accuracy, which
+    # must be the accuracy on the source's images computed by hand
+    X, y = data
+    torch.manual_seed(0)
+    net = NoisyNeuralNetClassifier(DigitsMLP, max_epochs=4, lr=0.1, verbose=0,
+                                   train_split=None).fit(X, y)
+    blur = Corruption("gaussian_blur", 3)
+    fgsm = FGSM(eps=0.1)
+    report = robustness_report(net, X[:90], y[:90], [fgsm, blur], n_repeats=2)
+    expected = [(net.predict(X[:90]) == y[:90]).mean(),
+                (net.predict(fgsm.generate(net, X[:90], y[:90])) == y[:90]).mean(),
+                (net.predict(blur.generate(None, X[:90])) == y[:90]).mean()]
+    np.testing.assert_allclose(report["accuracy_mean"], expected)
+    assert (report["accuracy_std"] == 0).all()
+    assert report.loc[1, "accuracy_mean"] < report.loc[0, "accuracy_mean"]
+
+
 def test_transfer_matrix_small(data):
     X, y = data
     net = NoisyNeuralNetClassifier(
@@ -92,6 +110,8 @@ def test_transfer_matrix_small(data):
     assert list(m.index) == ["none", "blur", "blur [isotropic]"]
     assert list(m.columns) == ["clean", "fgsm"]
     assert isinstance(m, pd.DataFrame) and ((m >= 0) & (m <= 1)).all().all()
+    # an attack lowers every network's accuracy below its clean accuracy
+    assert (m["fgsm"] < m["clean"]).all()
 
 
 def test_bad_arguments(data):
