@@ -3,8 +3,11 @@
 advertorch 0.2.3 (2020) fails on import with torch 2.x for two reasons:
 
 * ``advertorch.attacks.fast_adaptive_boundary`` imports ``zero_gradients``
-  from ``torch.autograd.gradcheck``, which torch removed. We add it back
-  there (the 4-line function torch had) when it is missing.
+  from ``torch.autograd.gradcheck``, which torch removed. When it is missing
+  we add it there (the 4-line function torch had) for the duration of
+  advertorch's import only: advertorch binds the name in its own module,
+  and torch is left as it was (importing structnoise changes no torch
+  module).
 * ``advertorch.functional`` (imported by ``advertorch.defenses``) imports
   torchvision at module level, only for the JPEG filter defense. The PyPI
   torchvision wheel does not load beside the CPU torch. When torchvision
@@ -111,8 +114,18 @@ def import_advertorch():
     if "advertorch.attacks" in sys.modules:
         return sys.modules["advertorch.attacks"]
     gradcheck = importlib.import_module("torch.autograd.gradcheck")
-    if not hasattr(gradcheck, "zero_gradients"):
+    patched = not hasattr(gradcheck, "zero_gradients")
+    if patched:
         gradcheck.zero_gradients = _zero_gradients
+    try:
+        return _import_attacks()
+    finally:
+        if patched:
+            del gradcheck.zero_gradients
+
+
+def _import_attacks():
+    """``import advertorch.attacks``, with a placeholder torchvision when it cannot load."""
     reason = _torchvision_error()
     if reason is None:
         with quiet():
