@@ -1,8 +1,9 @@
 """The README's quickstart runs as written, and its commands are the CI's."""
 
-import pytest
 import os
 import re
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -137,7 +137,7 @@ def test_every_source_output_is_checked_in_the_base_class():
             self.clip_min = clip_min
             self.clip_max = clip_max
 
-        def _generate(self, model, X, y=None):
+        def _generate_batch(self, state, X, y, *, index, rows):
             out = X.clone() + 5.0
             out[0] = float("nan")
             return out

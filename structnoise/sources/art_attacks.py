@@ -20,6 +20,7 @@ as raw ART seeded the same way.
 
 import contextlib
 import sys
+import types
 from numbers import Integral, Real
 
 import numpy as np
@@ -33,8 +34,6 @@ from ._utils import (
     check_targeted,
     module_device,
     resolve_module,
-    validate_images,
-    validate_labels,
 )
 from .base import ModificationSource
 from .eot import EOTModel
@@ -131,48 +130,41 @@ class _ARTAttack(ModificationSource):
                 f"norm={self.norm!r}.")
         return key
 
-    def _generate(self, model, X, y=None):
-        """Attack the images ``X`` of class ``y`` against ``model``.
+    @contextlib.contextmanager
+    def _prepare(self, model, X, y):
+        """Eval mode, frozen parameters, numpy's generator seeded; ART's classifier and attack.
 
-        Parameters
-        ----------
-        model : torch.nn.Module or fitted skorch net
-            The network; eval mode with frozen parameters during the attack,
-            restored after. A net with ``noise_ensemble > 1`` is attacked
-            through its ensemble (``prediction_module_``).
-        X : torch.Tensor or ndarray of shape (N, C, H, W)
-            Clean images in ``[clip_min, clip_max]``; never modified.
-        y : array-like of shape (N,), default=None
-            True labels; None uses the model's predictions.
-
-        Returns
-        -------
-        X_adv : torch.Tensor of shape (N, C, H, W)
-            Adversarial images, on ``X``'s device with ``X``'s dtype.
+        A net with ``noise_ensemble > 1`` is attacked through its ensemble
+        (``prediction_module_``); ``eot_samples`` draws are averaged in the
+        logits.
         """
-        self._validate_params()
         self._check_norm()
         check_targeted(self, y)
-        module = resolve_module(model)
-        Xt = validate_images(X, self.clip_min, self.clip_max)
-        yt = validate_labels(y, Xt.shape[0])
         import art.attacks.evasion as evasion
 
+        module = resolve_module(model)
         device = module_device(module)
         predict = EOTModel(module, self.eot_samples, average="logits")
         with attack_mode(predict), _numpy_seeded(self.random_state):
-            X32 = Xt.to(torch.float32)
             # the EOT draws are inside ``predict``: one pass of it per prediction
-            yt, n_classes = attack_labels(predict, X32, yt, eot_samples=1,
-                                          batch_size=self.batch_size, device=device,
-                                          dtype=torch.float32)
-            classifier = art_classifier(predict, Xt.shape[1:], n_classes, self.clip_min,
+            labels, n_classes = attack_labels(predict, X.to(torch.float32), y, eot_samples=1,
+                                              batch_size=self.batch_size, device=device,
+                                              dtype=torch.float32)
+            classifier = art_classifier(predict, X.shape[1:], n_classes, self.clip_min,
                                         self.clip_max)
             show = bool(self.verbose) and sys.stderr.isatty()
             attack = getattr(evasion, self._art_class)(
                 classifier, batch_size=int(self.batch_size), verbose=show, **self._art_kwargs())
-            adv = attack.generate(x=X32.cpu().numpy(), y=yt.cpu().numpy())
-        out = torch.from_numpy(np.asarray(adv, dtype=np.float32)).to(Xt.device, Xt.dtype)
+            yield types.SimpleNamespace(attack=attack, labels=labels)
+
+    def _blocks(self, n_samples, state):
+        # ART batches (its batch_size) and shows progress itself: one call
+        return [slice(0, n_samples)]
+
+    def _generate_batch(self, state, X, y, *, index, rows):
+        adv = state.attack.generate(x=X.to(torch.float32).cpu().numpy(),
+                                    y=state.labels[rows].cpu().numpy())
+        out = torch.from_numpy(np.asarray(adv, dtype=np.float32))
         # ART's float32 arithmetic can leave the range by one ulp
         return out.clamp_(self.clip_min, self.clip_max)
 

@@ -16,6 +16,7 @@ SPSA, spatial) see the mean of ``k`` draws of the logits.
 import contextlib
 import functools
 import inspect
+import types
 from numbers import Integral, Real
 
 import numpy as np
@@ -31,10 +32,7 @@ from ._utils import (
     check_targeted,
     module_device,
     module_dtype,
-    progress,
     resolve_module,
-    validate_images,
-    validate_labels,
 )
 from .base import ModificationSource
 from .eot import EOTLoss, EOTModel
@@ -117,38 +115,22 @@ class _AdvertorchAttack(ModificationSource):
             kwargs["loss_fn"] = EOTLoss(self.eot_samples, reduction="sum")
         return kwargs
 
-    def _generate(self, model, X, y=None):
-        """Attack the images ``X`` of class ``y`` against ``model``.
+    @contextlib.contextmanager
+    def _prepare(self, model, X, y):
+        """Eval mode, frozen parameters and seeding for the attack, built once.
 
-        Parameters
-        ----------
-        model : torch.nn.Module or fitted skorch net
-            The network; it is put in eval mode with frozen parameters for
-            the attack and restored after.
-        X : torch.Tensor or ndarray of shape (N, C, H, W)
-            Clean images in ``[clip_min, clip_max]``; never modified.
-        y : array-like of shape (N,), default=None
-            True labels; None uses the model's predictions (mean logits over
-            ``eot_samples`` draws), so no label leaks into the attack.
-
-        Returns
-        -------
-        X_adv : torch.Tensor of shape (N, C, H, W)
-            Adversarial images, on ``X``'s device with ``X``'s dtype.
+        ``y=None`` takes the model's predictions (mean logits over
+        ``eot_samples`` draws) as labels, so no true label leaks into the
+        attack.
         """
-        self._validate_params()
         check_targeted(self, y)
         module = resolve_module(model)
-        Xt = validate_images(X, self.clip_min, self.clip_max)
-        yt = validate_labels(y, Xt.shape[0])
-        device = module_device(module)
-        dtype = module_dtype(module)
+        device, dtype = module_device(module), module_dtype(module)
         attack_cls = getattr(import_advertorch(), self._advertorch_class)
-        out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
         with attack_mode(module), quiet(), torch_seeded(seed_of(self.random_state), device):
-            yt, n_classes = attack_labels(module, Xt, yt, eot_samples=self.eot_samples,
-                                          batch_size=self.batch_size, device=device,
-                                          dtype=dtype)
+            labels, n_classes = attack_labels(module, X, y, eot_samples=self.eot_samples,
+                                              batch_size=self.batch_size, device=device,
+                                              dtype=dtype)
             predict = module if self.eot_samples == 1 else \
                 EOTModel(module, self.eot_samples, average=self._eot)
             kwargs = self._advertorch_kwargs(attack_cls, n_classes)
@@ -160,37 +142,41 @@ class _AdvertorchAttack(ModificationSource):
                                if k in kwargs})
                 if kwargs.get("eps") is not None:
                     kwargs["eps"] = kwargs["eps"] / span
-            attack = attack_cls(predict, **kwargs)
-            seeded_blocks = self._is_random() and self.random_state is not None
-            block_base = seed_of(self.random_state) if seeded_blocks else None
-            # an attack that can take its random start from us runs whole
-            # batches; the others run blocks of _rng_block images, each
-            # seeded: either way the result does not depend on batch_size
-            own_start = seeded_blocks and self._starts_given
-            step = self._rng_block if seeded_blocks and not own_start else self.batch_size
+            state = types.SimpleNamespace(
+                attack=attack_cls(predict, **kwargs), device=device, dtype=dtype,
+                labels=labels, lo=lo, span=span, rescale=rescale, starts=None,
+                seed=seed_of(self.random_state) if self._is_random() else None)
+            if state.seed is not None and self._starts_given:
+                # an attack that can take its random start from us runs whole
+                # batches from starts drawn per seeded block of _rng_block images
+                state.starts = torch.empty(X.shape, dtype=dtype, device=X.device)
+                for j, sl in enumerate(batches(X.shape[0], self._rng_block)):
+                    state.starts[sl] = self._random_start(
+                        state.attack, self._to_attack_space(state, X[sl]),
+                        block_seed(state.seed, j), device)
+            yield state
 
-            def attack_space(sl):
-                xb = Xt[sl].to(device, dtype)
-                return (xb - lo) / span if rescale else xb
+    def _blocks(self, n_samples, state):
+        # random attacks seeded per block of _rng_block images, unless their
+        # starts are drawn per block already: the result does not depend on
+        # batch_size either way
+        seeded_blocks = state.seed is not None and state.starts is None
+        return batches(n_samples, self._rng_block if seeded_blocks else self.batch_size)
 
-            if own_start:
-                starts = torch.empty(Xt.shape, dtype=dtype, device=Xt.device)
-                for j, sl in enumerate(batches(Xt.shape[0], self._rng_block)):
-                    starts[sl] = self._random_start(attack, attack_space(sl),
-                                                    block_seed(block_base, j), device)
-            for i, sl in enumerate(progress(batches(Xt.shape[0], step), verbose=self.verbose,
-                                            desc=type(self).__name__)):
-                xb = attack_space(sl)
-                yb = yt[sl].to(device)
-                if own_start:
-                    adv = self._perturb_from(attack, xb, yb, starts[sl].to(device))
-                else:
-                    with _block_seeded(block_base, i, device):
-                        adv = attack.perturb(xb, yb)
-                if rescale:
-                    adv = adv * span + lo
-                out[sl] = adv.detach().to(out.device, out.dtype)
-        return out
+    @staticmethod
+    def _to_attack_space(state, x):
+        x = x.to(state.device, state.dtype)
+        return (x - state.lo) / state.span if state.rescale else x
+
+    def _generate_batch(self, state, X, y, *, index, rows):
+        xb = self._to_attack_space(state, X)
+        yb = state.labels[rows].to(state.device)
+        if state.starts is not None:
+            adv = self._perturb_from(state.attack, xb, yb, state.starts[rows].to(state.device))
+        else:
+            with _block_seeded(state.seed, index, state.device):
+                adv = state.attack.perturb(xb, yb)
+        return adv * state.span + state.lo if state.rescale else adv
 
     #: whether the attack's random start can be drawn outside advertorch
     #: (``_random_start``) and the attack run from it (``_perturb_from``)

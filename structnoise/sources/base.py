@@ -7,6 +7,7 @@ a scikit-learn estimator (parameters in ``__init__``, so ``clone``,
 ``generate(model, X, y=None) -> torch.Tensor``.
 """
 
+import contextlib
 import math
 import warnings
 
@@ -14,15 +15,23 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from ._utils import batches, progress, validate_images, validate_labels
+
 __all__ = ["ModificationSource"]
 
 
 class ModificationSource(BaseEstimator):
-    """Base class of all sources.
+    """Base class of all sources: one ``generate`` for every source.
 
-    Subclasses set ``kind`` ("adversarial" or "naturalistic") and implement
-    :meth:`generate`. They validate their parameters with
-    ``_parameter_constraints`` like any scikit-learn estimator.
+    :meth:`generate` is the template (imbalanced-learn's ``fit_resample`` ->
+    ``_fit_resample``): it validates the parameters, the images and the
+    labels before any work, enters the subclass's :meth:`_prepare` context
+    (model mode, seeding, the attack built once), runs
+    :meth:`_generate_batch` over the blocks of :meth:`_blocks` with a
+    progress bar, and checks the output. Subclasses set ``kind``
+    ("adversarial" or "naturalistic"), validate their parameters with
+    ``_parameter_constraints`` like any scikit-learn estimator, and
+    implement :meth:`_generate_batch` (and, as needed, the other hooks).
 
     Examples
     --------
@@ -32,22 +41,24 @@ class ModificationSource(BaseEstimator):
     """
 
     kind = "naturalistic"
+    #: scikit-learn's parameter validation (subclasses add their parameters)
+    _parameter_constraints: dict = {}
 
     def generate(self, model, X, y=None):
         """Return modified copies of the images ``X``.
 
-        Subclasses implement ``_generate``; this method checks what it
-        returns, in one place for every source: a non-finite image (an attack
-        dividing by a zero perturbation, say) falls back to its clean image,
-        and values outside ``[clip_min, clip_max]`` are clipped, each with a
-        warning when more than rounding is at stake.
+        What the subclass returns is checked here, in one place for every
+        source: a non-finite image (an attack dividing by a zero
+        perturbation, say) falls back to its clean image, and values outside
+        ``[clip_min, clip_max]`` are clipped, each with a warning when more
+        than rounding is at stake.
 
         Parameters
         ----------
         model : torch.nn.Module, fitted skorch net or None
             The network (attacks need it; corruptions ignore it).
         X : torch.Tensor or ndarray of shape (N, C, H, W)
-            Images in ``[clip_min, clip_max]``.
+            Images in ``[clip_min, clip_max]``; never modified.
         y : array-like of shape (N,), default=None
             Labels (attacks use the model's predictions when None).
 
@@ -56,12 +67,59 @@ class ModificationSource(BaseEstimator):
         X_mod : torch.Tensor of shape (N, C, H, W)
             Same device and dtype as ``X`` (a CPU tensor for numpy input).
         """
-        out = self._generate(model, X, y)
+        self._validate_params()
+        Xt = validate_images(X, getattr(self, "clip_min", 0.0), getattr(self, "clip_max", 1.0))
+        self._check_images(Xt)
+        yt = validate_labels(y, Xt.shape[0])
+        out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
+        with self._prepare(model, Xt, yt) as state:
+            blocks = self._blocks(Xt.shape[0], state)
+            for i, sl in enumerate(progress(blocks, verbose=getattr(self, "verbose", 0),
+                                            desc=type(self).__name__)):
+                part = self._generate_batch(state, Xt[sl], None if yt is None else yt[sl],
+                                            index=i, rows=sl)
+                out[sl] = part.detach().to(out.device, out.dtype)
         return _checked_output(self, out, X)
 
-    def _generate(self, model, X, y=None):
+    def _check_images(self, X):
+        """Checks beyond :func:`validate_images` (e.g. channels); raise on bad input."""
+
+    @contextlib.contextmanager
+    def _prepare(self, model, X, y):
+        """Context around all the blocks; yields the state handed to each.
+
+        The default yields None. Attacks put the model in eval mode with
+        frozen parameters, seed, predict missing labels and build the attack
+        here, once.
+        """
+        yield None
+
+    def _blocks(self, n_samples, state):
+        """The row slices processed by one :meth:`_generate_batch` call each."""
+        return batches(n_samples, int(getattr(self, "batch_size", n_samples)))
+
+    def _generate_batch(self, state, X, y, *, index, rows):
+        """Modified copies of one block of validated images.
+
+        Parameters
+        ----------
+        state : object
+            What :meth:`_prepare` yielded.
+        X : torch.Tensor of shape (n, C, H, W)
+            The block's images (validated; never modify them in place).
+        y : torch.Tensor of shape (n,) or None
+            Their labels.
+        index : int
+            The block's position (for per-block seeds).
+        rows : slice
+            The block's rows in the whole input.
+
+        Returns
+        -------
+        X_mod : torch.Tensor of shape (n, C, H, W)
+        """
         raise NotImplementedError(
-            f"{type(self).__name__} must implement _generate(model, X, y).")
+            f"{type(self).__name__} must implement _generate_batch(state, X, y, index, rows).")
 
     @property
     def label(self):

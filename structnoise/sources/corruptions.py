@@ -17,7 +17,9 @@ integer ``severity`` and a :class:`torch.Generator`, and returns a new
 tensor clipped to [0, 1].
 """
 
+import contextlib
 import math
+import types
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._random import block_seed, seed_of
-from ._utils import batches, progress, validate_images
+from ._utils import batches
 from .base import ModificationSource
 
 __all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS",
@@ -593,56 +595,40 @@ class _ImageSource(ModificationSource):
     def _apply(self, x01, g):
         raise NotImplementedError
 
-    def _generate(self, model=None, X=None, y=None):
-        """Return corrupted copies of the images ``X`` (the model is ignored).
+    def _check_images(self, X):
+        if X.shape[1] not in (1, 3):
+            raise ValueError(f"Images must have 1 or 3 channels; got {X.shape[1]}.")
+        if min(X.shape[-2:]) < 8:
+            raise ValueError(f"Images must be at least 8x8; got {tuple(X.shape[-2:])}.")
 
-        Parameters
-        ----------
-        model : ignored
-            Present for the common source signature; may be None.
-        X : torch.Tensor or ndarray of shape (N, C, H, W)
-            Images in ``[clip_min, clip_max]``; never modified.
-        y : ignored
-            Labels are not needed.
+    @contextlib.contextmanager
+    def _prepare(self, model, X, y):
+        """The images' range and the randomness; the model is ignored.
 
-        Returns
-        -------
-        X_mod : torch.Tensor of shape (N, C, H, W)
-            On ``X``'s device with ``X``'s dtype, clipped to the valid range.
+        With a random_state, fixed blocks of images each get a generator
+        seeded from it and their position (the same images whatever
+        batch_size); without one, one generator runs through all batches.
         """
-        self._validate_params()
-        if X is None:
-            raise ValueError("X (images of shape (N, C, H, W)) is required.")
-        Xt = validate_images(X, self.clip_min, self.clip_max)
-        if Xt.shape[1] not in (1, 3):
-            raise ValueError(f"Images must have 1 or 3 channels; got {Xt.shape[1]}.")
-        if min(Xt.shape[-2:]) < 8:
-            raise ValueError(f"Images must be at least 8x8; got {tuple(Xt.shape[-2:])}.")
         lo, span = float(self.clip_min), float(self.clip_max - self.clip_min)
-        work_dtype = Xt.dtype if Xt.dtype in (torch.float32, torch.float64) else torch.float32
-        unit = lo == 0.0 and span == 1.0  # the usual [0, 1] range: no rescaling
-        # with a random_state, fixed blocks of images each get a generator
-        # seeded from it and their position: the same images whatever batch_size
-        base = seed_of(self.random_state)
-        seeded = base is not None
-        step = _SEED_BLOCK if seeded else self.batch_size
-        g = None if seeded else _generator(None, Xt.device)  # one stream for all batches
-        parts = []
+        seed = seed_of(self.random_state)
         with torch.no_grad():
-            for i, sl in enumerate(progress(batches(Xt.shape[0], step),
-                                            verbose=self.verbose, desc=self.label)):
-                if seeded:
-                    g = _generator(block_seed(base, i), Xt.device)
-                x01 = Xt[sl].to(work_dtype)
-                if not unit:
-                    x01 = (x01 - lo) / span
-                # the corruption functions return new tensors, never views of
-                # the input, so clamping in place leaves X untouched
-                mod = self._apply(x01, g).clamp_(0, 1)
-                if not unit:
-                    mod = mod * span + lo
-                parts.append(mod.to(Xt.dtype))
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            yield types.SimpleNamespace(
+                lo=lo, span=span, unit=lo == 0.0 and span == 1.0, seed=seed,
+                generator=None if seed is not None else _generator(None, X.device),
+                dtype=X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32)
+
+    def _blocks(self, n_samples, state):
+        return batches(n_samples, _SEED_BLOCK if state.seed is not None else self.batch_size)
+
+    def _generate_batch(self, state, X, y, *, index, rows):
+        g = state.generator or _generator(block_seed(state.seed, index), X.device)
+        x01 = X.to(state.dtype)
+        if not state.unit:  # the usual [0, 1] range needs no rescaling
+            x01 = (x01 - state.lo) / state.span
+        # the corruption functions return new tensors, never views of the
+        # input, so clamping in place leaves X untouched
+        mod = self._apply(x01, g).clamp_(0, 1)
+        return mod if state.unit else mod * state.span + state.lo
 
 
 class Corruption(_ImageSource):

@@ -1,0 +1,57 @@
+"""ModificationSource.generate: one template (validate, prepare once, blocks, check)."""
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+
+from structnoise.sources import ModificationSource
+
+
+class Invert(ModificationSource):
+    """The user guide's example source, recording what the template does."""
+
+    kind = "naturalistic"
+
+    def __init__(self, amount=1.0, batch_size=256):
+        self.amount = amount
+        self.batch_size = batch_size
+
+    @contextlib.contextmanager
+    def _prepare(self, model, X, y):
+        self.prepared = getattr(self, "prepared", 0) + 1
+        self.blocks_seen = []
+        yield "state"
+
+    def _generate_batch(self, state, X, y, *, index, rows):
+        assert state == "state"
+        self.blocks_seen.append((index, rows.start, rows.stop, X.shape[0]))
+        return (1 - self.amount) * X + self.amount * (1 - X)
+
+
+def test_the_template_prepares_once_and_runs_every_block():
+    X = torch.rand(600, 1, 8, 8)
+    src = Invert()
+    out = src.generate(None, X)
+    torch.testing.assert_close(out, 1 - X)
+    assert src.prepared == 1
+    assert src.blocks_seen == [(0, 0, 256, 256), (1, 256, 512, 256), (2, 512, 600, 88)]
+
+
+def test_inputs_are_checked_before_any_work():
+    src = Invert()
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        src.generate(None, np.zeros((4, 8, 8)))
+    with pytest.raises(ValueError, match="clip_min, clip_max"):
+        src.generate(None, torch.full((2, 1, 8, 8), 3.0))
+    with pytest.raises(ValueError, match="labels"):
+        src.generate(None, torch.rand(2, 1, 8, 8), y=[0, 1, 2])
+    assert not hasattr(src, "prepared")
+
+
+def test_output_keeps_the_input_dtype_and_device_and_numpy_gives_a_tensor():
+    X = np.random.default_rng(0).random((5, 1, 8, 8))
+    out = Invert(amount=0.5).generate(None, X)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), 0.5 * X + 0.5 * (1 - X))
