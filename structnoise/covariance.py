@@ -20,7 +20,7 @@ Streaming and merging
 ---------------------
 The accumulator keeps its sums about a fixed origin (the mean of its first
 batch, which keeps cancellation small) and can move them exactly to any
-other origin (:meth:`MomentAccumulator.shift_to`). Two accumulators
+other origin (:meth:`MomentAccumulator.shifted_moments`). Two accumulators
 therefore merge exactly, which is what parallel or distributed fitting needs.
 """
 
@@ -28,7 +28,6 @@ import os
 
 import numpy as np
 import torch
-from scipy.linalg import blas
 
 __all__ = [
     "CovarianceMemoryError",
@@ -145,13 +144,153 @@ def _as_host_numpy(X):
     return X
 
 
-def _add_gram(M, Y):
-    """M += Y.T @ Y in place (M is the full symmetric matrix).
+class _HostOps:
+    """The array operations of :class:`MomentAccumulator` on host memory (numpy).
 
-    ``np.dot(Y.T, Y)`` is recognised by numpy as a symmetric product and
-    runs as one BLAS ``syrk`` (half a GEMM), then mirrors the triangle.
+    ``np.dot(Y.T, Y)`` is recognised by numpy as a symmetric product and runs
+    as one BLAS ``syrk`` (half a GEMM), then mirrors the triangle.
     """
-    M += np.dot(Y.T, Y)
+
+    device = None
+
+    @staticmethod
+    def array(X):
+        return _as_host_numpy(X)
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    @staticmethod
+    def empty(shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+    @staticmethod
+    def vector64(v):
+        return np.asarray(v, dtype=np.float64)
+
+    @staticmethod
+    def mean64(X):
+        return X.mean(axis=0, dtype=np.float64)
+
+    @staticmethod
+    def cast(A, dtype):
+        return A.astype(dtype, copy=False)
+
+    @staticmethod
+    def copy64(A):
+        return A.astype(np.float64, copy=True)
+
+    @staticmethod
+    def contiguous(X):
+        return X.flags.c_contiguous
+
+    @staticmethod
+    def subtract(A, b, out):
+        return np.subtract(A, b, out=out)
+
+    @staticmethod
+    def add_gram(M, Y):
+        M += np.dot(Y.T, Y)
+
+    @staticmethod
+    def row_sq(Y):
+        return np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+
+    @staticmethod
+    def col_sq(Y):
+        return np.einsum("ij,ij->j", Y, Y, dtype=np.float64)
+
+    @staticmethod
+    def col_sum(Y):
+        return Y.sum(axis=0, dtype=np.float64)
+
+    @staticmethod
+    def vec_mat(v, Y):
+        # in the data's type: upcasting a float32 block would copy it
+        return v.astype(Y.dtype) @ Y
+
+    @staticmethod
+    def outer(a, b):
+        return np.outer(a, b)
+
+
+class _TorchOps:
+    """The same operations with torch on an accelerator (``addmm_`` for the Gram)."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def array(self, X):
+        return torch.as_tensor(X, device=self.device)
+
+    def zeros(self, shape, dtype):
+        return torch.zeros(shape, dtype=_torch_dtype(dtype), device=self.device)
+
+    def empty(self, shape, dtype):
+        return torch.empty(shape, dtype=_torch_dtype(dtype), device=self.device)
+
+    def vector64(self, v):
+        return torch.as_tensor(v, dtype=torch.float64, device=self.device)
+
+    @staticmethod
+    def mean64(X):
+        return torch.mean(X, 0, dtype=torch.float64)
+
+    @staticmethod
+    def cast(A, dtype):
+        return A.to(_torch_dtype(dtype))
+
+    @staticmethod
+    def copy64(A):
+        return A.double().clone()
+
+    @staticmethod
+    def contiguous(X):
+        return X.is_contiguous()
+
+    @staticmethod
+    def subtract(A, b, out):
+        return torch.sub(A, b, out=out)
+
+    @staticmethod
+    def add_gram(M, Y):
+        M.addmm_(Y.T, Y)
+
+    @staticmethod
+    def row_sq(Y):
+        Y64 = Y.double()
+        return (Y64 * Y64).sum(1)
+
+    @staticmethod
+    def col_sq(Y):
+        Y64 = Y.double()
+        return (Y64 * Y64).sum(0)
+
+    @staticmethod
+    def col_sum(Y):
+        return Y.sum(0, dtype=torch.float64)
+
+    @staticmethod
+    def vec_mat(v, Y):
+        return v @ Y.double()
+
+    @staticmethod
+    def outer(a, b):
+        return torch.outer(a, b)
+
+
+def _torch_dtype(dtype):
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+
+def _np_dtype(dtype):
+    """numpy's name for a numpy or torch float dtype."""
+    if isinstance(dtype, torch.dtype):
+        return np.dtype(np.float64 if dtype == torch.float64 else np.float32)
+    return np.dtype(dtype)
 
 
 class MomentAccumulator:
@@ -161,6 +300,9 @@ class MomentAccumulator:
     accumulator holds ``n``, ``sum y``, ``sum y y^T`` (or only its diagonal),
     ``sum ||y||^4`` and ``sum ||y||^2 y``. That is everything Ledoit-Wolf and
     OAS need, and enough to move the sums exactly to any other origin.
+
+    One code path for every device: the few array operations it needs come
+    from a host (numpy, BLAS ``syrk``) or a torch (accelerator) namespace.
 
     Parameters
     ----------
@@ -197,33 +339,23 @@ class MomentAccumulator:
         self.n_features = int(n_features)
         self.full = bool(full)
         self.block_size = int(block_size)
-        self.device = None if device is None else torch.device(device)
-        self._cuda = self.device is not None and self.device.type != "cpu"
-        self.dtype = np.dtype(dtype)
+        device = None if device is None else torch.device(device)
+        self.device = device if device is not None and device.type != "cpu" else None
+        self._ops = _HostOps() if self.device is None else _TorchOps(self.device)
+        self.dtype = _np_dtype(dtype)
         d = self.n_features
-        self.count = 0
-        self.origin = None  # float64 vector, set by the first update
-        self.sum = None
-        self.norm4 = 0.0  # sum ||y||^4
-        self.norm2_y = None  # sum ||y||^2 y
         if self.full:
             check_covariance_memory(d, self.dtype.itemsize, device=self.device)
-        if self._cuda:
-            tdt = torch.float64 if self.dtype == np.float64 else torch.float32
-            shape = (d, d) if self.full else (d,)
-            self.moment = torch.zeros(shape, dtype=tdt, device=self.device)
-            self.sum = torch.zeros(d, dtype=torch.float64, device=self.device)
-            self.norm2_y = torch.zeros(d, dtype=torch.float64, device=self.device)
-        else:
-            if self.full:
-                self.moment = np.zeros((d, d), dtype=self.dtype)
-            else:
-                self.moment = np.zeros(d, dtype=np.float64)
-            self.sum = np.zeros(d)
-            self.norm2_y = np.zeros(d)
+        self.count = 0
+        self.origin = None  # float64 vector, set by the first update
+        self.norm4 = 0.0  # sum ||y||^4
+        self.moment = self._ops.zeros((d, d), self.dtype) if self.full else \
+            self._ops.zeros(d, np.float64)
+        self.sum = self._ops.zeros(d, np.float64)
+        self.norm2_y = self._ops.zeros(d, np.float64)  # sum ||y||^2 y
 
     # -- accumulation -----------------------------------------------------
-    def update(self, X, origin=None, _sum_known=False, _norms=True):
+    def update(self, X, origin=None):
         """Add the rows of ``X`` (n, d) to the sums.
 
         Parameters
@@ -240,71 +372,33 @@ class MomentAccumulator:
         """
         if X.shape[0] == 0:
             return self
-        if self._cuda:
-            return self._update_torch(X, origin)
-        X = _as_host_numpy(X)
+        ops = self._ops
+        X = ops.array(X)
         if self.origin is None:
-            self.origin = (np.asarray(origin, dtype=np.float64) if origin is not None
-                           else X.mean(axis=0, dtype=np.float64))
-        c = self.origin.astype(X.dtype)
-        centre = bool(np.any(c))
-        # one reused buffer for the centred block: a fresh allocation per
-        # block costs more in page faults than the subtraction itself
-        buf = np.empty((min(self.block_size, X.shape[0]), X.shape[1]), dtype=X.dtype) \
-            if centre else None
+            self.origin = ops.vector64(origin) if origin is not None else ops.mean64(X)
+        c = ops.cast(self.origin, X.dtype)
+        centre = bool((c != 0).any())
         # uncentred contiguous data needs no copy: one product over all rows
         # is faster than several (each re-reads and re-writes the d x d
-        # output); blocks are only needed to bound the centred copies
-        step = self.block_size if centre or not X.flags.c_contiguous else X.shape[0]
-        for start in range(0, X.shape[0], step):
-            block = X[start:start + step]
-            if centre:
-                Y = np.subtract(block, c, out=buf[:block.shape[0]])
-            else:
-                Y = np.ascontiguousarray(block)
-            if self.full:
-                _add_gram(self.moment, Y.astype(self.dtype, copy=False))
-            else:
-                self.moment += np.einsum("ij,ij->j", Y, Y, dtype=np.float64)
-            if _norms:  # only Ledoit-Wolf needs them (OAS does not)
-                norm2 = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
-                self.norm4 += float(norm2 @ norm2)
-                # a matrix-vector product in the data's type: upcasting a float32
-                # block would copy it
-                self.norm2_y += norm2.astype(Y.dtype) @ Y
-            if not _sum_known:
-                self.sum += Y.sum(axis=0, dtype=np.float64)
-        self.count += X.shape[0]
-        return self
-
-    def _update_torch(self, X, origin):
-        X = torch.as_tensor(X, device=self.device)
-        if self.origin is None:
-            self.origin = (torch.as_tensor(origin, dtype=torch.float64, device=self.device)
-                           if origin is not None else torch.mean(X, 0, dtype=torch.float64))
-        c = self.origin.to(X.dtype)
+        # output); blocks are only needed to bound the centred copies, made
+        # in one reused buffer (a fresh allocation per block costs more in
+        # page faults than the subtraction itself)
+        step = self.block_size if centre or not ops.contiguous(X) else X.shape[0]
+        buf = ops.empty((min(step, X.shape[0]), X.shape[1]), X.dtype) if centre else None
         with torch.no_grad():
-            for start in range(0, X.shape[0], self.block_size):
-                Y = X[start:start + self.block_size] - c
-                Y64 = Y.double()
+            for start in range(0, X.shape[0], step):
+                block = X[start:start + step]
+                Y = ops.subtract(block, c, out=buf[:block.shape[0]]) if centre else block
                 if self.full:
-                    Ym = Y.to(self.moment.dtype)
-                    self.moment.addmm_(Ym.T, Ym)
+                    ops.add_gram(self.moment, ops.cast(Y, self.moment.dtype))
                 else:
-                    self.moment += (Y64 * Y64).sum(0)
-                norm2 = (Y64 * Y64).sum(1)
+                    self.moment += ops.col_sq(Y)
+                norm2 = ops.row_sq(Y)
                 self.norm4 += float(norm2 @ norm2)
-                self.norm2_y += norm2 @ Y64
-                self.sum += Y64.sum(0)
+                self.norm2_y += ops.vec_mat(norm2, Y)
+                self.sum += ops.col_sum(Y)
         self.count += X.shape[0]
         return self
-
-    # -- exact change of origin ------------------------------------------
-    def _full_moment64(self):
-        """The symmetric second moment as float64 (a copy)."""
-        if self._cuda:
-            return self.moment.double().clone()
-        return self.moment.astype(np.float64, copy=True)
 
     def shifted_moments(self, new_origin):
         """The sums about ``new_origin`` (exact algebra, no pass over data).
@@ -320,19 +414,15 @@ class MomentAccumulator:
             diagonal), ``norm4`` (None without the full matrix) and
             ``trace``.
         """
-        xp_torch = self._cuda
-        if xp_torch:
-            new_origin = torch.as_tensor(new_origin, dtype=torch.float64, device=self.device)
-        else:
-            new_origin = np.asarray(new_origin, dtype=np.float64)
+        ops = self._ops
         n = self.count
         # z = x - new_origin = y + t with t = origin - new_origin
-        t = self.origin - new_origin
+        t = self.origin - ops.vector64(new_origin)
         s = self.sum
         T = float((t * t).sum())
         ts = float((t * s).sum())
+        M = ops.copy64(self.moment)
         if self.full:
-            M = self._full_moment64()
             trace = float(M.diagonal().sum())
             Mt = M @ t
             norm4 = _shifted_norm4(self.norm4, float((t * Mt).sum()),
@@ -340,12 +430,11 @@ class MomentAccumulator:
             # sum ||z||^2 z = sum (||y||^2 + 2 y.t + T)(y + t)
             norm2_y = (self.norm2_y + trace * t + 2.0 * Mt + 2.0 * ts * t + T * s
                        + n * T * t)
-            outer = (torch.outer if xp_torch else np.outer)(t, s)
-            M += outer
-            M += outer.T
-            M += n * (torch.outer if xp_torch else np.outer)(t, t)
+            if T:  # sum z z^T = M + t s^T + s t^T + n t t^T
+                half = s + 0.5 * n * t
+                M += ops.outer(t, half)
+                M += ops.outer(half, t)
         else:
-            M = self.moment.clone() if xp_torch else self.moment.copy()
             M += 2.0 * t * s + n * t * t
             norm4 = norm2_y = None
         return {"count": n, "sum": s + n * t, "moment": M, "norm4": norm4,
@@ -374,7 +463,7 @@ class MomentAccumulator:
             return self
         if self.count == 0:
             self.__dict__.update({k: (v.clone() if _is_torch(v) else
-                                      v.copy() if hasattr(v, "copy") else v)
+                                      v.copy() if isinstance(v, np.ndarray) else v)
                                   for k, v in other.__dict__.items()})
             return self
         # move the other's sums onto our origin, then add
@@ -382,10 +471,7 @@ class MomentAccumulator:
         if self.full:
             self.norm2_y = self.norm2_y + o["norm2_y"]
             self.norm4 += o["norm4"]
-        if self._cuda:
-            self.moment += o["moment"].to(self.moment.dtype)
-        else:
-            self.moment += o["moment"].astype(self.moment.dtype, copy=False)
+        self.moment += self._ops.cast(o["moment"], self.moment.dtype)
         self.sum = self.sum + o["sum"]
         self.count += other.count
         return self
@@ -396,8 +482,7 @@ class MomentAccumulator:
         if self.count == 0:
             raise ValueError("The accumulator has seen no samples.")
         if assume_centered:
-            target = np.zeros(self.n_features) if not self._cuda else \
-                torch.zeros(self.n_features, dtype=torch.float64, device=self.device)
+            target = self._ops.zeros(self.n_features, np.float64)
         else:
             target = self.origin + self.sum / self.count
         return self.shifted_moments(target), target
@@ -443,7 +528,7 @@ def _shrinkage_intensity(method, n, d, trace, frob2, norm4):
     raise ValueError(f"Unknown shrinkage method {method!r}; expected 'ledoit_wolf' or 'oas'.")
 
 
-def shrunk_from_moments(moments, shrinkage):
+def shrunk_from_moments(moments, shrinkage, *, overwrite=False):
     """Shrunk covariance from centred sums.
 
     Parameters
@@ -454,6 +539,9 @@ def shrunk_from_moments(moments, shrinkage):
         and ``norm4``.
     shrinkage : {"ledoit_wolf", "oas"}, float in [0, 1] or None
         The intensity, or how to estimate it. None: the empirical estimate.
+    overwrite : bool, default=False
+        Build the covariance in ``moments["moment"]`` itself (no d x d copy);
+        the moments are then spent.
 
     Returns
     -------
@@ -474,9 +562,9 @@ def shrunk_from_moments(moments, shrinkage):
     0.5
     """
     n = moments["count"]
-    S = moments["moment"] / n
-    full = S.ndim == 2
-    d = S.shape[0]
+    M = moments["moment"]
+    full = M.ndim == 2
+    d = M.shape[0]
     trace = moments["trace"] / n
     if isinstance(shrinkage, str):
         if d == 1:
@@ -487,18 +575,20 @@ def shrunk_from_moments(moments, shrinkage):
                     f"shrinkage={shrinkage!r} needs the full second-moment matrix; "
                     "use a float or None for diagonal moments."
                 )
-            frob2 = float((S * S).sum())
+            flat = M.reshape(-1)
+            frob2 = float(flat @ flat) / (n * n)  # ||S||_F^2 without a d x d temporary
             s = _shrinkage_intensity(shrinkage, n, d, trace, frob2, moments["norm4"])
     else:
         s = 0.0 if shrinkage is None else float(shrinkage)
     mu = trace / d
-    cov = S * (1.0 - s) if s else S
+    cov = M if overwrite else (M.clone() if _is_torch(M) else M.copy())
+    cov *= (1.0 - s) / n
     if s:
         if full:
             cov.diagonal().__iadd__(s * mu) if _is_torch(cov) else \
                 np.fill_diagonal(cov, cov.diagonal() + s * mu)
         else:
-            cov = cov + s * mu
+            cov += s * mu
     return cov, float(s)
 
 
@@ -531,41 +621,21 @@ def _needs_centring(X, mean, block_size):
 
 
 def _estimate_host(X, assume_centered, method, block_size):
-    """Batch estimate on host memory: one symmetric product (``syrk``) pass."""
+    """Batch estimate on host memory: one symmetric product (``syrk``) pass.
+
+    The sums are taken about zero when that loses no accuracy (no centred
+    copy of the data is made), about the mean otherwise; the accumulator's
+    exact change of origin and :func:`shrunk_from_moments` do the rest, as
+    for a stream.
+    """
     n, d = X.shape
-    acc = MomentAccumulator(d, dtype=X.dtype, block_size=block_size)
     mean = np.zeros(d) if assume_centered else X.mean(axis=0, dtype=np.float64)
-    centre = _needs_centring(X, mean, block_size)
-    # the sum of the rows about the origin is known from the mean: skip it
-    norms = method == "ledoit_wolf"
-    acc.update(X, origin=mean if centre else np.zeros(d), _sum_known=True, _norms=norms)
-    M = acc.moment  # the second moment about the origin (full, symmetric)
-    norm4 = acc.norm4
-    if not centre and np.any(mean):
-        # move the raw sums to the mean (t = -mean, sum = n * mean): see
-        # MomentAccumulator.shifted_moments for the general formula
-        if norms:
-            T = float(mean @ mean)
-            a = float(np.sum(M.diagonal(), dtype=np.float64))
-            mMm = float(mean @ (M @ mean.astype(M.dtype)))
-            norm4 = _shifted_norm4(norm4, mMm, -float(mean @ acc.norm2_y), T, a, -n * T, n)
-        # in place rank-one update: M -= n * mean mean^T (M.T is M's
-        # Fortran-ordered view, the order BLAS updates in place)
-        ger = blas.dger if M.dtype == np.float64 else blas.sger
-        m = mean.astype(M.dtype)
-        ger(-float(n), m, m, a=M.T, overwrite_a=1)
-    diag = M.diagonal().astype(np.float64)
-    trace = float(diag.sum()) / n
-    if isinstance(method, str) and d > 1:
-        flat = M.ravel()
-        frob2 = float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / (n * n)
-        s = _shrinkage_intensity(method, n, d, trace, frob2, norm4)
-    else:
-        s = 0.0 if method is None or isinstance(method, str) else float(method)
-    cov = M  # scaled in place: the accumulator is ours alone
-    cov *= (1.0 - s) / n
-    np.fill_diagonal(cov, diag * (1.0 - s) / n + s * trace / d)
-    return cov, float(s)
+    origin = mean if _needs_centring(X, mean, block_size) else np.zeros(d)
+    acc = MomentAccumulator(d, dtype=X.dtype, block_size=block_size).update(X, origin=origin)
+    moments, _ = acc.centred_moments(assume_centered)
+    del acc  # its d x d sums, now copied into the moments
+    cov, s = shrunk_from_moments(moments, method, overwrite=True)
+    return cov.astype(X.dtype, copy=False), s
 
 
 def _check_input(X):
@@ -608,14 +678,12 @@ def _estimate(X, assume_centered, method, block_size=None):
         if X.device.type == "cpu":
             cov, s = _estimate_host(_as_host_numpy(X), assume_centered, method, block_size)
             return torch.from_numpy(cov), s
-        acc = MomentAccumulator(X.shape[1], dtype=np.float32 if X.dtype == torch.float32
-                                else np.float64, device=X.device, block_size=block_size)
-        origin = (torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-                  if assume_centered else torch.mean(X, 0, dtype=torch.float64))
-        acc.update(X, origin=origin)
-        moments = {"count": acc.count, "moment": acc.moment.double(),
-                   "trace": float(acc.moment.diagonal().sum()), "norm4": acc.norm4}
-        cov, s = shrunk_from_moments(moments, method)
+        acc = MomentAccumulator(X.shape[1], dtype=X.dtype, device=X.device,
+                                block_size=block_size)
+        acc.update(X, origin=None if not assume_centered else
+                   torch.zeros(X.shape[1], dtype=torch.float64, device=X.device))
+        moments, _ = acc.centred_moments(assume_centered)
+        cov, s = shrunk_from_moments(moments, method, overwrite=True)
         return cov.to(X.dtype), s
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)

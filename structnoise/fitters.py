@@ -535,13 +535,12 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         # is not computed (it needs the d x d moments)
         shrinkage = None if moments["norm4"] is None and isinstance(self.shrinkage, str) \
             else self.shrinkage
-        cov, shrink = shrunk_from_moments(moments, shrinkage)
-        cov = np.asarray(cov, dtype=np.float64)
+        # the moments are a fresh float64 copy: the covariance is built in them
+        cov, shrink = shrunk_from_moments(moments, shrinkage, overwrite=True)
         reg = float(self.reg_covar)
         floor = shrink * float(moments["trace"]) / (moments["count"] * d) + reg
         if cov.ndim == 2:
             if reg:
-                cov = cov.copy() if cov is moments["moment"] else cov
                 cov[np.diag_indices(d)] += reg
             est = _Estimate(cov.diagonal().copy(), matrix=cov, floor=floor)
         else:
