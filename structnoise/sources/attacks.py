@@ -62,6 +62,46 @@ def _accepted_parameters(cls):
     return frozenset(inspect.signature(cls.__init__).parameters) - {"self"}
 
 
+def _common_parameter_docs(cls):
+    """The docs of the parameters every attack shares, worded for ``cls``."""
+    if "rand_init" in _accepted_parameters(cls):
+        seeds = "Seeds torch's generator (the random start, drawn per block of 64 images)"
+    elif cls._is_random is not _AdvertorchAttack._is_random:
+        seeds = "Seeds torch's generator (its random draws, per block of 64 images)"
+    else:
+        seeds = "Seeds torch's generator (for a model that draws from it)"
+    eot = ("Noise draws per gradient for stochastic models: each gradient is the mean of "
+           "``eot_samples`` single-draw loss gradients (EOT)." if cls._eot == "loss" else
+           "Noise draws averaged in the logits for stochastic models (EOT).")
+    docs = {
+        "targeted": "    targeted : bool, default=False\n"
+                    "        Move towards ``y`` instead of away from it.\n",
+        "clip_min": "    clip_min, clip_max : float, default=0.0, 1.0\n"
+                    "        Valid pixel range.\n",
+        "batch_size": "    batch_size : int, default=256\n        Images attacked at once.\n",
+        "random_state": "    random_state : int, RandomState or None, default=None\n"
+                        f"        {seeds} during the attack only.\n",
+        "eot_samples": f"    eot_samples : int, default=1\n        {eot}\n",
+        "verbose": "    verbose : int, default=0\n        Show a progress bar (on a terminal).\n",
+    }
+    accepted = _accepted_parameters(cls)
+    # a class documents a shared parameter itself when it says more (FAB's range)
+    own = cls.__doc__
+    return "".join(text for name, text in docs.items()
+                   if name in accepted and text.split(":")[0] not in own)
+
+
+def _documented(cls):
+    """Fill ``{common_parameters}`` in the class docstring from one template.
+
+    The nine ``__init__`` bodies stay explicit (scikit-learn reads their
+    signatures); the docs of the parameters they share are written once.
+    """
+    cls.__doc__ = cls.__doc__.replace("    {common_parameters}\n",
+                                      _common_parameter_docs(cls))
+    return cls
+
+
 class _FromUnitRange(torch.nn.Module):
     """``module`` seen through images in [0, 1]: ``module(lo + span * u)``.
 
@@ -195,6 +235,7 @@ class _AdvertorchAttack(ModificationSource):
         raise NotImplementedError
 
 
+@_documented
 class FGSM(_AdvertorchAttack):
     """Fast gradient sign method (``advertorch.attacks.GradientSignAttack``).
 
@@ -202,18 +243,7 @@ class FGSM(_AdvertorchAttack):
     ----------
     eps : float, default=0.3
         L-infinity budget.
-    targeted : bool, default=False
-        Move towards ``y`` instead of away from it.
-    clip_min, clip_max : float, default=0.0, 1.0
-        Valid pixel range.
-    batch_size : int, default=256
-        Images attacked at once.
-    random_state : int, RandomState or None, default=None
-        Seeds torch's RNG during the attack.
-    eot_samples : int, default=1
-        Noise draws per gradient for stochastic models.
-    verbose : int, default=0
-        Show a progress bar (on a terminal).
+    {common_parameters}
 
     Examples
     --------
@@ -289,21 +319,11 @@ _PGD_PARAMS = """
         Step size.
     rand_init : bool, default=True
         Start from a random point of the ball.
-    targeted : bool, default=False
-        Move towards ``y`` instead of away from it.
-    clip_min, clip_max : float, default=0.0, 1.0
-        Valid pixel range.
-    batch_size : int, default=256
-        Images attacked at once.
-    random_state : int, RandomState or None, default=None
-        Seeds torch's RNG (the random start) during the attack.
-    eot_samples : int, default=1
-        Noise draws per gradient for stochastic models (EOT).
-    verbose : int, default=0
-        Show a progress bar (on a terminal).
+    {{common_parameters}}
 """
 
 
+@_documented
 class LinfPGD(_PGDBase):
     __doc__ = """Projected gradient descent in L-infinity (``LinfPGDAttack``).
 """ + _PGD_PARAMS.format(eps=0.3, norm="L-infinity") + """
@@ -319,6 +339,7 @@ class LinfPGD(_PGDBase):
     _advertorch_class = "LinfPGDAttack"
 
 
+@_documented
 class L2PGD(_PGDBase):
     __doc__ = """Projected gradient descent in L2 (``L2PGDAttack``).
 """ + _PGD_PARAMS.format(eps=0.3, norm="L2") + """
@@ -334,6 +355,7 @@ class L2PGD(_PGDBase):
     _advertorch_class = "L2PGDAttack"
 
 
+@_documented
 class L1PGD(_PGDBase):
     __doc__ = """Projected gradient descent in L1 (``L1PGDAttack``).
 """ + _PGD_PARAMS.format(eps=10.0, norm="L1") + """
@@ -356,6 +378,7 @@ class L1PGD(_PGDBase):
                          eot_samples=eot_samples, verbose=verbose)
 
 
+@_documented
 class MomentumIterative(_AdvertorchAttack):
     """Momentum iterative attack (``MomentumIterativeAttack``).
 
@@ -371,18 +394,7 @@ class MomentumIterative(_AdvertorchAttack):
         Step size.
     ord : {inf, 2}, default=inf
         Norm of the budget.
-    targeted : bool, default=False
-        Move towards ``y`` instead of away from it.
-    clip_min, clip_max : float, default=0.0, 1.0
-        Valid pixel range.
-    batch_size : int, default=256
-        Images attacked at once.
-    random_state : int, RandomState or None, default=None
-        Seeds torch's RNG during the attack.
-    eot_samples : int, default=1
-        Noise draws per gradient (EOT).
-    verbose : int, default=0
-        Show a progress bar (on a terminal).
+    {common_parameters}
 
     Examples
     --------
@@ -414,6 +426,7 @@ class MomentumIterative(_AdvertorchAttack):
         self.verbose = verbose
 
 
+@_documented
 class CarliniWagnerL2(_AdvertorchAttack):
     """Carlini & Wagner L2 attack (``CarliniWagnerL2Attack``).
 
@@ -431,18 +444,7 @@ class CarliniWagnerL2(_AdvertorchAttack):
         Stop a search when the loss stalls.
     initial_const : float, default=1e-3
         Initial trade-off constant.
-    targeted : bool, default=False
-        Move towards ``y`` instead of away from it.
-    clip_min, clip_max : float, default=0.0, 1.0
-        Valid pixel range.
-    batch_size : int, default=256
-        Images attacked at once.
-    random_state : int, RandomState or None, default=None
-        Seeds torch's RNG during the attack.
-    eot_samples : int, default=1
-        Noise draws averaged in the logits (EOT).
-    verbose : int, default=0
-        Show a progress bar (on a terminal).
+    {common_parameters}
 
     Examples
     --------
@@ -480,6 +482,7 @@ class CarliniWagnerL2(_AdvertorchAttack):
         self.verbose = verbose
 
 
+@_documented
 class DDN(_AdvertorchAttack):
     """Decoupled direction and norm L2 attack (``DDNL2Attack``).
 
@@ -495,18 +498,7 @@ class DDN(_AdvertorchAttack):
         Quantize to ``levels`` grey levels.
     levels : int, default=256
         Number of levels.
-    targeted : bool, default=False
-        Move towards ``y`` instead of away from it.
-    clip_min, clip_max : float, default=0.0, 1.0
-        Valid pixel range.
-    batch_size : int, default=256
-        Images attacked at once.
-    random_state : int, RandomState or None, default=None
-        Seeds torch's RNG during the attack.
-    eot_samples : int, default=1
-        Noise draws averaged in the logits (EOT).
-    verbose : int, default=0
-        Show a progress bar (on a terminal).
+    {common_parameters}
 
     Examples
     --------
@@ -540,6 +532,7 @@ class DDN(_AdvertorchAttack):
         self.verbose = verbose
 
 
+@_documented
 class FAB(_AdvertorchAttack):
     """Fast adaptive boundary attack (``FABAttack``), untargeted.
 
@@ -563,14 +556,7 @@ class FAB(_AdvertorchAttack):
         Valid pixel range of the input (advertorch's FAB assumes [0, 1]: the
         attack runs on the images mapped to [0, 1], ``eps`` scaled alike,
         and the result is mapped back).
-    batch_size : int, default=256
-        Images attacked at once.
-    random_state : int, RandomState or None, default=None
-        Seeds torch's RNG during the attack.
-    eot_samples : int, default=1
-        Noise draws averaged in the logits (EOT).
-    verbose : int, default=0
-        Show a progress bar (on a terminal).
+    {common_parameters}
 
     Examples
     --------
@@ -611,6 +597,7 @@ class FAB(_AdvertorchAttack):
         self.verbose = verbose
 
 
+@_documented
 class LinfSPSA(_AdvertorchAttack):
     """SPSA, a gradient-free L-infinity attack (``LinfSPSAAttack``).
 
@@ -684,6 +671,7 @@ class LinfSPSA(_AdvertorchAttack):
         self.verbose = verbose
 
 
+@_documented
 class SpatialTransform(_AdvertorchAttack):
     """Spatially transformed adversarial examples (``SpatialTransformAttack``).
 
@@ -699,18 +687,7 @@ class SpatialTransform(_AdvertorchAttack):
         Searches over the constant.
     abort_early : bool, default=True
         Stop when the loss stalls.
-    targeted : bool, default=False
-        Move towards ``y`` instead of away from it.
-    clip_min, clip_max : float, default=0.0, 1.0
-        Valid pixel range.
-    batch_size : int, default=256
-        Images attacked at once.
-    random_state : int, RandomState or None, default=None
-        Seeds torch's RNG during the attack.
-    eot_samples : int, default=1
-        Noise draws averaged in the logits (EOT).
-    verbose : int, default=0
-        Show a progress bar (on a terminal).
+    {common_parameters}
 
     Examples
     --------
