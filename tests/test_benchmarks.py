@@ -52,6 +52,23 @@ def test_report_has_every_claim_per_protocol_and_the_checks(tiny_run):
         assert (out / fig).stat().st_size > 0
 
 
+def test_report_numbers_are_the_means_of_the_rows(tiny_run):
+    # the claim-1 table's cells, recomputed by hand from results.csv
+    out, _ = tiny_run
+    rows = pd.read_csv(out / "results.csv")
+    report = (out / "report.md").read_text()
+    table = report.split("| evaluation | Full | Diagonal | Identity | None |")[1]
+    fgsm = next(line for line in table.splitlines() if line.startswith("| FGSM eps 0.1"))
+    cells = [c.strip() for c in fgsm.strip("|").split("|")]
+    sel = rows[(rows.eval_protocol == "paper") & (rows.eval_family == "FGSM")
+               & (rows.eval_strength == 0.1)]
+    none = sel[sel.structure == "none"].accuracy.mean()
+    full = sel[(sel.structure == "full") & (sel.noise_family == "FGSM")
+               & (sel.noise_strength == 0.1) & (sel.trace_scale == 2.0)].accuracy.mean()
+    assert cells[1].split(" ")[0] == f"{full:.2f}"
+    assert cells[4].split(" ")[0] == f"{none:.2f}"
+
+
 def test_rerun_of_a_complete_run_trains_nothing(tiny_run, monkeypatch):
     from structnoise.evaluation import experiment
 
