@@ -363,13 +363,13 @@ def jpeg_compression(x, severity, g):
     tables = [_JPEG_LUMA] + [_JPEG_CHROMA] * (c - 1) if c == 3 else [_JPEG_LUMA] * c
     q = torch.stack([_quant_table(t, quality, x.device, x.dtype) for t in tables])
     q = q[None, :, None, None]
-    coef = torch.round(coef / q) * q
+    coef = coef.div_(q).round_().mul_(q)  # in place: no 12 MB temporaries per batch
     rec = (D.T @ coef @ D).permute(0, 1, 2, 4, 3, 5).reshape(n, c, H, W)[..., :h, :w] + 128
     if c == 3:
         yy, cb, cr = rec[:, 0], rec[:, 1] - 128, rec[:, 2] - 128
         rec = torch.stack([yy + 1.402 * cr, yy - 0.344136 * cb - 0.714136 * cr,
                            yy + 1.772 * cb], 1)
-    return torch.round(rec.clamp(0, 255)) / 255.0
+    return rec.clamp_(0, 255).round_().div_(255.0)
 
 
 def _displace(x, field_px):
