@@ -11,6 +11,7 @@ from structnoise.covariance import (
     check_covariance_memory,
     ledoit_wolf,
     oas,
+    shrunk_from_moments,
 )
 
 
@@ -160,3 +161,41 @@ def test_float32_uncentred_fast_path_accuracy():
         cov64, s64 = fn(X.astype(np.float64))
         assert _relerr(cov32, cov64) < 1e-5
         assert s32 == pytest.approx(s64, rel=1e-5)
+
+
+def _torch_namespace_accumulator(d, full, dtype=np.float64):
+    """An accumulator running the accelerator (torch) namespace on the CPU."""
+    from structnoise.covariance import _TorchOps
+
+    acc = MomentAccumulator(d, full=full, dtype=dtype)
+    acc._ops = _TorchOps(torch.device("cpu"))
+    acc.moment = acc._ops.zeros((d, d) if full else d, dtype if full else np.float64)
+    acc.sum = acc._ops.zeros(d, np.float64)
+    acc.norm2_y = acc._ops.zeros(d, np.float64)
+    return acc
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_torch_namespace_gives_the_host_numbers(rng, full):
+    # the CUDA path is the same code over torch's operations: run it on the
+    # CPU against the host (numpy) namespace, streaming and merging
+    X = rng.randn(300, 7) * 3 + 5
+    host, dev = MomentAccumulator(7, full=full), _torch_namespace_accumulator(7, full)
+    other_host = MomentAccumulator(7, full=full).update(X[200:])
+    other_dev = _torch_namespace_accumulator(7, full).update(torch.from_numpy(X[200:]))
+    for part in np.array_split(X[:200], 3):
+        host.update(part)
+        dev.update(torch.from_numpy(part))
+    host.merge(other_host)
+    dev.merge(other_dev)
+    for assume_centered in (False, True):
+        mh, _ = host.centred_moments(assume_centered)
+        md, _ = dev.centred_moments(assume_centered)
+        np.testing.assert_allclose(md["moment"].numpy(), mh["moment"], rtol=1e-10)
+        assert md["trace"] == pytest.approx(mh["trace"], rel=1e-12)
+        if full:
+            assert md["norm4"] == pytest.approx(mh["norm4"], rel=1e-10)
+            cov_d, s_d = shrunk_from_moments(md, "ledoit_wolf")
+            cov_h, s_h = shrunk_from_moments(mh, "ledoit_wolf")
+            assert s_d == pytest.approx(s_h, rel=1e-10)
+            np.testing.assert_allclose(cov_d.numpy(), cov_h, rtol=1e-10)
