@@ -181,7 +181,8 @@ def _randomized_eigen(delta, rank, shrinkage, reg_covar, assume_centered, random
     floor = s * trace_S / d + reg_covar
     total = (1.0 - s) * trace_S
     top = min(n, d)
-    k = int(rank) if isinstance(rank, Integral) else min(top, 64)
+    # at most min(n, d) directions: the centred deltas have no more
+    k = min(int(rank), top) if isinstance(rank, Integral) else min(top, 64)
     while True:
         _, sv, Vt = randomized_svd(Dc, k, n_oversamples=10, n_iter="auto",
                                    random_state=random_state)
@@ -274,9 +275,12 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         the (d, d) covariance (streams with ``partial_fit``) and takes its
         eigenvectors. "randomized" takes a randomized SVD of the deltas
         (Halko et al., 2011): O(n d k) time and O(n d) memory, never a
-        (d, d) matrix, but it needs all the deltas in one ``fit``. "auto":
-        randomized for ``fit`` on more than 1024 features, covariance_eigh
-        otherwise.
+        (d, d) matrix, but it needs all the deltas in one ``fit``, keeps at
+        most ``n_samples`` eigenvectors (the deltas have no more directions)
+        and approximates the eigenvectors best when the spectrum decays (on
+        a flat spectrum, entries can be off by a few 1e-3 of the variance).
+        "auto": randomized for ``fit`` on more than 1024 features,
+        covariance_eigh otherwise.
 
     Attributes
     ----------

@@ -141,6 +141,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         installed, and ``noise_retrain`` applied). Default: half of
         ``max_epochs`` when the noise must be learned from ``noise_source``,
         0 when it is pre-fitted or None (the phase starts with training).
+        The net's default callback :class:`~structnoise.callbacks.LearnNoise`
+        (named ``"learn_noise"``) starts the phase; its ``at`` overrides this.
     noise_retrain : {"all", "after"}, default="all"
         What trains once the noise phase starts. "all": every layer keeps
         training. "after" (the paper's protocol): every parameter of the
