@@ -55,3 +55,18 @@ def test_output_keeps_the_input_dtype_and_device_and_numpy_gives_a_tensor():
     out = Invert(amount=0.5).generate(None, X)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
     np.testing.assert_allclose(out.numpy(), 0.5 * X + 0.5 * (1 - X))
+
+
+def test_attack_mode_restores_each_submodule_and_freezes_only_for_the_attack():
+    from structnoise.sources._utils import attack_mode
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(), torch.nn.Linear(4, 2))
+    model.eval()
+    model[1].train()  # one submodule left training on purpose
+    model[2].weight.requires_grad_(False)
+    before = [m.training for m in model.modules()]
+    with attack_mode(model):
+        assert not any(m.training for m in model.modules())
+        assert not any(p.requires_grad for p in model.parameters())
+    assert [m.training for m in model.modules()] == before
+    assert [p.requires_grad for p in model.parameters()] == [True, True, False, True]

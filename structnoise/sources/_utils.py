@@ -6,6 +6,7 @@ Private: sources import from here; users subclassing
 """
 
 import contextlib
+import itertools
 import math
 import sys
 
@@ -133,9 +134,8 @@ def resolve_module(model):
 
 def module_device(module):
     """Device of the module's first parameter or buffer (CPU if it has none)."""
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def module_dtype(module):
@@ -150,17 +150,24 @@ def attack_mode(module):
     Freezing keeps the attack's backward passes from accumulating gradients
     in the network's parameters.
     """
-    was_training = module.training
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    module.eval()
-    for p, _ in flags:
+    # each submodule's own mode, restored as it was (a network in eval mode
+    # with one submodule training stays so); nothing to switch, and no
+    # per-module attribute writes, for the usual network already in eval mode
+    modes = [(m, m.training) for m in module.modules()]
+    training = any(mode for _, mode in modes)
+    if training:
+        module.eval()
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    for p in trainable:
         p.requires_grad_(False)
     try:
         yield module
     finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        module.train(was_training)
+        for p in trainable:
+            p.requires_grad_(True)
+        if training:
+            for m, mode in modes:
+                m.training = mode
 
 
 def progress(iterable, *, total=None, verbose=1, desc=None):
