@@ -244,3 +244,16 @@ def test_jpeg_dct_is_orthonormal_dct():
 
     D = _dct_matrix("cpu", torch.float64).numpy()
     np.testing.assert_allclose(D, dct(np.eye(8), norm="ortho", axis=0), atol=1e-12)
+
+
+def test_pixelate_equals_pooling_then_nearest_upsampling():
+    # naive reference for the matrix form
+    import torch.nn.functional as F
+
+    X = torch.rand(20, 3, 28, 28, generator=torch.Generator().manual_seed(1))
+    for severity in range(1, 6):
+        c = SEVERITY_PARAMETERS["pixelate"][severity - 1]
+        small = F.adaptive_avg_pool2d(X, (int(28 * c), int(28 * c)))
+        expected = F.interpolate(small, size=(28, 28), mode="nearest")
+        torch.testing.assert_close(Corruption("pixelate", severity).generate(None, X),
+                                   expected.clamp(0, 1), rtol=0, atol=1e-6)

@@ -70,3 +70,18 @@ def test_attack_mode_restores_each_submodule_and_freezes_only_for_the_attack():
         assert not any(p.requires_grad for p in model.parameters())
     assert [m.training for m in model.modules()] == before
     assert [p.requires_grad for p in model.parameters()] == [True, True, False, True]
+
+
+def test_a_source_returning_its_input_gives_a_copy():
+    class Identity(ModificationSource):
+        def __init__(self, batch_size=256):
+            self.batch_size = batch_size
+
+        def _generate_batch(self, state, X, y, *, index, rows):
+            return X  # a view of the caller's images
+
+    X = torch.rand(10, 1, 8, 8)
+    out = Identity().generate(None, X)
+    torch.testing.assert_close(out, X)
+    out += 1.0
+    assert X.max() <= 1.0  # the caller's images are untouched

@@ -72,14 +72,20 @@ class ModificationSource(BaseEstimator):
         Xt = validate_images(X, getattr(self, "clip_min", 0.0), getattr(self, "clip_max", 1.0))
         self._check_images(Xt)
         yt = validate_labels(y, Xt.shape[0])
-        out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
+        out = None
         with self._prepare(model, Xt, yt) as state:
             blocks = self._blocks(Xt.shape[0], state)
             for i, sl in enumerate(progress(blocks, verbose=getattr(self, "verbose", 0),
                                             desc=type(self).__name__)):
                 part = self._generate_batch(state, Xt[sl], None if yt is None else yt[sl],
-                                            index=i, rows=sl)
-                out[sl] = part.detach().to(out.device, out.dtype)
+                                            index=i, rows=sl).detach()
+                part = part.to(Xt.device, Xt.dtype)
+                if len(blocks) == 1 and part.shape == Xt.shape and not _shares_memory(part, Xt):
+                    out = part  # one block: no copy into a second buffer
+                    break
+                if out is None:
+                    out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
+                out[sl] = part
         return _checked_output(self, out, X)
 
     def _check_images(self, X):
@@ -138,6 +144,11 @@ class ModificationSource(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.kind == "adversarial" or tags.non_deterministic
         return tags
+
+
+def _shares_memory(a, b):
+    """Whether two tensors view the same storage (the output must never alias ``X``)."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 @functools.cache
