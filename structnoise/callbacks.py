@@ -63,12 +63,8 @@ class LearnNoise(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if net.noise_phase_pending() and self.warmup_epochs(net) == 0:
-            # nothing to wait for: the phase starts with training; the
-            # training split is made only when a noise has to be learned
-            dataset_train = None
-            if net.noise_needs_learning():
-                dataset_train, _ = net.get_split_datasets(X, y)
-            net.begin_noise_phase(dataset_train)
+            # nothing to wait for: the phase starts with training
+            _begin_on_training_split(net, X, y)
 
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
         if net.noise_phase_pending() and len(net.history) >= self.warmup_epochs(net):
@@ -78,5 +74,10 @@ class LearnNoise(Callback):
         # training shorter than the warm-up: fit the noise on the trained
         # network (post-hoc noise), still on the training split only
         if net.noise_phase_pending() and X is not None:
-            dataset_train, _ = net.get_split_datasets(X, y)
-            net.begin_noise_phase(dataset_train)
+            _begin_on_training_split(net, X, y)
+
+
+def _begin_on_training_split(net, X, y):
+    """Start the phase on the training split of ``(X, y)``, made only when a noise is learned."""
+    dataset_train = net.get_split_datasets(X, y)[0] if net.noise_needs_learning() else None
+    net.begin_noise_phase(dataset_train)

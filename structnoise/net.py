@@ -1,6 +1,8 @@
 """NoisyNeuralNetClassifier: a skorch classifier with structured hidden noise."""
 
 import contextlib
+import functools
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -86,12 +88,6 @@ class NoiseHook:
                 f"layer's activations have {flat.shape[1]} features (shape "
                 f"{tuple(output.shape)}); fit the noise on this layer's activations.")
         return self.noise.add_noise(output, self.control.scale * self.noise.scale)
-
-
-#: the parameters NoisyNeuralNetClassifier adds to skorch's
-_OWN_PARAMS = ("noise", "noise_source", "noise_layers", "noise_scale", "noise_mode",
-               "noise_warmup_epochs", "noise_batch_size", "noise_retrain", "noise_ensemble",
-               "train_source", "train_source_ratio")
 
 
 class NoisyNeuralNetClassifier(NeuralNetClassifier):
@@ -236,7 +232,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
     def set_params(self, **kwargs):
         # our own ``noise_*`` parameters are plain attributes: with "noise" among
         # skorch's prefixes, skorch would take them for routed ones
-        own = {k: kwargs.pop(k) for k in list(kwargs) if k in _OWN_PARAMS}
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in _own_params()}
         if own:
             BaseEstimator.set_params(self, **own)
         # routed ``noise__*`` values reach the fitters at the next fit (nothing
@@ -771,6 +767,13 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = True
         return tags
+
+
+@functools.cache
+def _own_params():
+    """The parameters NoisyNeuralNetClassifier adds to skorch's (read from the signatures)."""
+    ours = inspect.signature(NoisyNeuralNetClassifier.__init__).parameters
+    return frozenset(ours) - frozenset(inspect.signature(NeuralNetClassifier.__init__).parameters)
 
 
 def _unwrap(fitter):

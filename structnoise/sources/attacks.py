@@ -119,13 +119,6 @@ class _FromUnitRange(torch.nn.Module):
         return self.module(self.lo + self.span * u)
 
 
-def _block_seeded(base, index, device):
-    """Each fixed block of images its own seed, for attacks whose randomness is per batch."""
-    if base is None:
-        return contextlib.nullcontext()
-    return torch_seeded(block_seed(base, index), device)
-
-
 class _AdvertorchAttack(ModificationSource):
     """Shared body of the attack wrappers."""
 
@@ -214,7 +207,9 @@ class _AdvertorchAttack(ModificationSource):
         if state.starts is not None:
             adv = self._perturb_from(state.attack, xb, yb, state.starts[rows].to(state.device))
         else:
-            with _block_seeded(state.seed, index, state.device):
+            # each fixed block of images its own seed (none without a random_state)
+            seed = None if state.seed is None else block_seed(state.seed, index)
+            with torch_seeded(seed, state.device):
                 adv = state.attack.perturb(xb, yb)
         return adv * state.span + state.lo if state.rescale else adv
 
