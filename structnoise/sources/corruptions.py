@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._random import block_seed, seed_of
+from ._poisson import poisson_capped
 from ._utils import batches
 from .base import ModificationSource
 
@@ -102,9 +103,10 @@ def gaussian_noise(x, severity, g):
 
 
 def shot_noise(x, severity, g):
-    """Poisson (photon) noise."""
+    """Poisson (photon) noise: ``Poisson(c x) / c`` for ``c`` photons per unit."""
     c = _param("shot_noise", severity)
-    return torch.poisson(x.clamp(0, 1) * c, generator=g) / c
+    # counts above c clip to white anyway, so only min(count, c) is drawn
+    return poisson_capped(x.clamp(0, 1).mul_(c), c, g).div_(c)
 
 
 def impulse_noise(x, severity, g):

@@ -1,0 +1,163 @@
+"""Poisson counts drawn with whole-tensor operations.
+
+``torch.poisson`` samples element by element in one thread: 137 ms for the
+3.1M pixels of 1000 32x32 colour images on 2 cores (shot noise, severity
+3), against 26 ms for all of shot noise drawn here. :func:`poisson_capped`
+draws ``min(Poisson(lam), cap)`` with four tensor passes per term of the
+distribution function (inversion), and Hormann's transformed rejection
+(PTRS, numpy's algorithm) for means from 10 up when the cap is too large
+for inversion. The cap is what shot noise needs: counts above it clip to
+white anyway.
+"""
+
+import math
+
+import torch
+
+__all__ = ["poisson_capped"]
+
+#: PTRS (transformed rejection) serves means from here up; inversion below
+_PTRS_FROM = 10.0
+#: caps up to here use inversion alone. Measured on 786k values with means
+#: uniform in [0, cap]: inversion 4.3 ms at cap 16, 15 ms at cap 60; split
+#: into inversion and PTRS 21 and 24 ms (PTRS must find its rejected draws,
+#: and torch's nonzero is slow). Its scale factor e^cap stays finite in
+#: float32 up to a cap of about 80.
+_INVERSION_UP_TO = 64
+
+
+def _uniform(like, generator):
+    return torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def poisson_capped(lam, cap, generator):
+    """``min(Poisson(lam), cap)`` element-wise.
+
+    Exact up to the rounding of the distribution function in ``lam``'s
+    floating-point type (relative 1e-6 in float32): every draw is a
+    deterministic function of uniforms, as in numpy's samplers.
+
+    Parameters
+    ----------
+    lam : torch.Tensor
+        Means, >= 0 (floating point).
+    cap : int
+        The largest count returned (>= 1).
+    generator : torch.Generator
+        The source of randomness.
+
+    Returns
+    -------
+    counts : torch.Tensor
+        Same shape, dtype and device as ``lam``, integer values in ``[0, cap]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources._poisson import poisson_capped
+    >>> k = poisson_capped(torch.full((10000,), 3.0), 60, torch.Generator().manual_seed(0))
+    >>> abs(float(k.mean()) - 3.0) < 0.1
+    True
+    """
+    lam = lam.detach()
+    if cap <= _INVERSION_UP_TO:
+        # inversion up to the cap is cheaper than rejection at every mean
+        return _inversion(lam, cap, generator)
+    flat = lam.reshape(-1)
+    large = flat >= _PTRS_FROM
+    if not bool(large.any()):
+        return _inversion(lam, cap, generator)
+    out = torch.empty_like(flat)
+    big, small = large.nonzero().squeeze(1), (~large).nonzero().squeeze(1)
+    out.index_copy_(0, small, _inversion(flat.index_select(0, small), cap, generator))
+    out.index_copy_(0, big, _ptrs(flat.index_select(0, big), generator).clamp_(max=cap))
+    return out.view(lam.shape)
+
+
+def _inversion(lam, cap, generator):
+    """``min(Poisson(lam), cap)`` by inversion of the distribution function.
+
+    The count is the number of ``j`` in ``0 .. cap - 1`` with ``F(j) < U``
+    for one uniform ``U``, kept as ``U - F(j)`` and updated in place: four
+    passes over the tensor per term. The loop ends at the first ``j`` where
+    even the largest mean has ``F(j) >= max U`` (``F(j)`` falls as the mean
+    grows), so no draw is left unplaced. (Going on with the unplaced draws
+    only does not pay on a CPU: finding them costs more than 30 passes.)
+    """
+    rest = _uniform(lam, generator)
+    count = torch.zeros_like(lam)
+    if lam.numel() == 0:
+        return count
+    lam_max = float(lam.max())
+    stop = _inversion_steps(lam_max, float(rest.max()), cap)
+    # P(k = j) = exp(-lam) (lam / s)^j * s^j / j!: the tensor part stays in
+    # [0, 1] for s >= max lam and costs one multiplication per term; the
+    # scalar part (at most e^s) rides on sub_'s alpha
+    s = max(lam_max, 1.0)
+    ratio = lam / s
+    term = torch.neg(lam).exp_()
+    placed = torch.empty_like(lam)
+    weight = 1.0
+    for j in range(stop):
+        if j:
+            term.mul_(ratio)
+            weight *= s / j
+        rest.sub_(term, alpha=weight)   # U - F(j)
+        # a float comparison and a float sum: 5x faster than through bool
+        count.add_(torch.gt(rest, 0, out=placed))
+    return count
+
+
+def _inversion_steps(lam_max, u_max, cap):
+    """Terms of the distribution function that place every uniform up to ``u_max``."""
+    term = cdf = math.exp(-lam_max)
+    j = 0
+    # two terms of margin cover the rounding of the tensor arithmetic; an
+    # extra term only finds no more counts
+    while cdf < u_max and j < cap:
+        j += 1
+        term *= lam_max / j
+        cdf += term
+    return min(j + 3, cap)
+
+
+def _ptrs(lam, generator):
+    """Poisson draws for means >= 10 by transformed rejection (Hormann 1993, PTRS).
+
+    The acceptance tests of numpy's ``random_poisson_ptrs``, on whole
+    tensors. The quick test accepts most draws; the exact test (with the log
+    gamma function) runs, in double precision, on the rest only; rejected
+    elements draw again (each round keeps about 1 in 10).
+    """
+    result = torch.empty_like(lam)
+    todo = None                      # all elements in the first round
+    m = lam
+    while m.numel():
+        slam = m.sqrt()
+        b = slam.mul(2.53).add_(0.931)
+        a = b.mul(0.02483).sub_(0.059)
+        vr = torch.reciprocal(b - 2).mul_(-3.6224).add_(0.9277)
+        u = _uniform(m, generator).sub_(0.5)
+        v = _uniform(m, generator)
+        us = 0.5 - u.abs()
+        k = (2 * a / us + b).mul_(u).add_(m).add_(0.43).floor_()
+        accept = (us >= 0.07) & (v <= vr)
+        doubt = ~accept & (k >= 0) & ~((us < 0.013) & (v > us))
+        # boolean indexing searches the mask on every use: positions once
+        idx = doubt.nonzero().squeeze(1)
+        if idx.numel():
+            md, kd, usd, bd, ad, vd = (t.index_select(0, idx).double()
+                                       for t in (m, k, us, b, a, v))
+            invalpha = 1.1239 + 1.1328 / (bd - 3.4)
+            lhs = vd.log() + invalpha.log() - (ad / (usd * usd) + bd).log()
+            rhs = -md + kd * md.log() - torch.lgamma(kd + 1)
+            accept.index_copy_(0, idx, lhs <= rhs)
+        if todo is None:
+            result.copy_(k)          # the rejected ones are drawn again below
+            todo = torch.arange(lam.numel(), device=lam.device)
+        else:
+            took = accept.nonzero().squeeze(1)
+            result.index_copy_(0, todo.index_select(0, took), k.index_select(0, took))
+        again = (~accept).nonzero().squeeze(1)
+        todo, m = todo.index_select(0, again), m.index_select(0, again)
+    return result

@@ -1,0 +1,79 @@
+"""The vectorised Poisson sampler against the Poisson distribution itself (scipy)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from structnoise.sources._poisson import _PTRS_FROM, poisson_capped
+
+
+def _chi2_pvalue(counts, pmf):
+    """Pearson's test of observed counts against a pmf (bins under 5 expected pooled)."""
+    n = counts.sum()
+    expected = pmf * n
+    keep = expected >= 5
+    obs = np.r_[counts[keep], counts[~keep].sum()]
+    exp = np.r_[expected[keep], n - expected[keep].sum()]
+    if exp[-1] < 5:  # nothing left to pool: drop the empty tail bin
+        obs, exp = obs[:-1], exp[:-1]
+    return stats.chi2.sf(((obs - exp) ** 2 / exp).sum(), len(obs) - 1)
+
+
+def _draw(lam, n, cap, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return poisson_capped(torch.full((n,), lam, dtype=dtype), cap, g).numpy().astype(int)
+
+
+# means on both sides of the switch between inversion and rejection (PTRS),
+# far from any cap: the draws must follow Poisson(lam) itself
+@pytest.mark.parametrize("lam", [0.05, 1.0, 4.5, _PTRS_FROM - 0.01, _PTRS_FROM, 23.0, 60.0])
+def test_draws_follow_the_poisson_distribution(lam):
+    k = _draw(lam, 200_000, cap=1000)
+    support = np.arange(k.max() + 1)
+    assert _chi2_pvalue(np.bincount(k), stats.poisson.pmf(support, lam)) > 1e-4
+    assert abs(k.mean() - lam) < 5 * np.sqrt(lam / k.size)
+
+
+@pytest.mark.parametrize("lam, cap", [(4.0, 3), (12.0, 12), (0.5, 1), (30.0, 25)])
+def test_capped_draws_follow_min_of_poisson_and_cap(lam, cap):
+    k = _draw(lam, 200_000, cap=cap, seed=1)
+    assert k.max() <= cap
+    pmf = stats.poisson.pmf(np.arange(cap + 1), lam)
+    pmf[cap] = stats.poisson.sf(cap - 1, lam)  # everything from cap up lands on cap
+    assert _chi2_pvalue(np.bincount(k, minlength=cap + 1), pmf) > 1e-4
+
+
+def test_mixed_means_each_follow_their_own_distribution():
+    """One tensor with small and large means (both algorithms, one call)."""
+    means = torch.tensor([0.0, 2.0, 9.0, 15.0, 40.0]).repeat(60_000)
+    k = poisson_capped(means, 60, torch.Generator().manual_seed(2)).numpy().astype(int)
+    assert np.all(k[means.numpy() == 0] == 0)
+    for lam in (2.0, 9.0, 15.0, 40.0):
+        drawn = k[means.numpy() == lam]
+        pmf = stats.poisson.pmf(np.arange(61), lam)
+        pmf[60] = stats.poisson.sf(59, lam)
+        assert _chi2_pvalue(np.bincount(drawn, minlength=61), pmf) > 1e-4, lam
+
+
+def test_shape_dtype_and_seed():
+    lam = torch.rand(3, 1, 5, 7, dtype=torch.float64) * 20
+    a = poisson_capped(lam, 25, torch.Generator().manual_seed(3))
+    b = poisson_capped(lam, 25, torch.Generator().manual_seed(3))
+    assert a.shape == lam.shape and a.dtype == torch.float64
+    assert torch.equal(a, b)
+    assert torch.equal(a, a.round()) and a.min() >= 0 and a.max() <= 25
+    assert poisson_capped(torch.empty(0), 12, torch.Generator()).shape == (0,)
+
+
+def test_shot_noise_counts_photons():
+    """shot_noise at severity s is Poisson(c x) / c, c = the severity's photon count."""
+    from structnoise.sources import SEVERITY_PARAMETERS, Corruption
+
+    x = torch.full((400, 1, 8, 8), 0.25)
+    c = SEVERITY_PARAMETERS["shot_noise"][0]  # 60: both algorithms' range
+    photons = (Corruption("shot_noise", severity=1, random_state=0).generate(None, x) * c)
+    photons = photons.round().numpy().astype(int).ravel()
+    pmf = stats.poisson.pmf(np.arange(c + 1), 0.25 * c)
+    pmf[c] = stats.poisson.sf(c - 1, 0.25 * c)
+    assert _chi2_pvalue(np.bincount(photons, minlength=c + 1), pmf) > 1e-4
