@@ -1,20 +1,23 @@
-"""Poisson counts drawn with whole-tensor operations.
+"""Exact samplers that torch lacks or runs one element at a time, as tensor operations.
 
-``torch.poisson`` samples element by element in one thread: 137 ms for the
-3.1M pixels of 1000 32x32 colour images on 2 cores (shot noise, severity
-3), against 26 ms for all of shot noise drawn here. :func:`poisson_capped`
-draws ``min(Poisson(lam), cap)`` with four tensor passes per term of the
-distribution function (inversion), and Hormann's transformed rejection
-(PTRS, numpy's algorithm) for means from 10 up when the cap is too large
-for inversion. The cap is what shot noise needs: counts above it clip to
-white anyway.
+* :func:`poisson_capped` draws ``min(Poisson(lam), cap)``. ``torch.poisson``
+  samples element by element in one thread: 137 ms for the 3.1M pixels of
+  1000 32x32 colour images on 2 cores (shot noise, severity 3), against
+  26 ms for all of shot noise drawn here. Inversion of the distribution
+  function costs four tensor passes per term; Hormann's transformed
+  rejection (PTRS, numpy's algorithm) takes means from 10 up when the cap
+  is too large for inversion. The cap is what shot noise needs: counts
+  above it clip to white anyway.
+* :func:`bernoulli_positions` lists the successes of ``n`` Bernoulli(p)
+  trials from their geometric gaps: ``n p`` draws instead of ``n``, so
+  salt-and-pepper noise on 9% of the pixels draws 11x fewer numbers.
 """
 
 import math
 
 import torch
 
-__all__ = ["poisson_capped"]
+__all__ = ["bernoulli_positions", "poisson_capped"]
 
 #: PTRS (transformed rejection) serves means from here up; inversion below
 _PTRS_FROM = 10.0
@@ -54,7 +57,7 @@ def poisson_capped(lam, cap, generator):
     Examples
     --------
     >>> import torch
-    >>> from structnoise.sources._poisson import poisson_capped
+    >>> from structnoise.sources._sampling import poisson_capped
     >>> k = poisson_capped(torch.full((10000,), 3.0), 60, torch.Generator().manual_seed(0))
     >>> abs(float(k.mean()) - 3.0) < 0.1
     True
@@ -161,3 +164,61 @@ def _ptrs(lam, generator):
         again = (~accept).nonzero().squeeze(1)
         todo, m = todo.index_select(0, again), m.index_select(0, again)
     return result
+
+
+def bernoulli_positions(n, p, generator, device=None):
+    """Sorted positions of the successes among ``n`` independent Bernoulli(p) trials.
+
+    The gaps between successes are independent geometric variables (failures
+    before the next success), drawn by inversion, ``floor(log U / log(1 - p))``,
+    in double precision: about ``n p`` draws in all.
+
+    Parameters
+    ----------
+    n : int
+        Number of trials.
+    p : float
+        Success probability, in [0, 1].
+    generator : torch.Generator
+        The source of randomness (on ``device``).
+    device : torch.device, optional
+        Where the positions live.
+
+    Returns
+    -------
+    positions : torch.Tensor of int64
+        Increasing, in ``[0, n)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.sources._sampling import bernoulli_positions
+    >>> pos = bernoulli_positions(100_000, 0.1, torch.Generator().manual_seed(0))
+    >>> abs(pos.numel() - 10_000) < 500, bool((pos.diff() > 0).all())
+    (True, True)
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1]; got {p!r}.")
+    if p == 0.0 or n == 0:
+        return torch.empty(0, dtype=torch.int64, device=device)
+    if p == 1.0:
+        return torch.arange(n, device=device)
+    log_q = math.log1p(-p)
+    batch = _gap_batch(n, p)
+    parts, end = [], -1
+    while end < n - 1:
+        u = torch.rand(batch, generator=generator, dtype=torch.float64, device=device)
+        # 1 - u is in (0, 1]: log is finite; each gap adds its failures + 1
+        steps = torch.floor(torch.log1p(-u) / log_q).add_(1).to(torch.int64)
+        positions = steps.cumsum_(0).add_(end)
+        parts.append(positions)
+        end = int(positions[-1])
+    positions = torch.cat(parts) if len(parts) > 1 else parts[0]
+    return positions[: int(torch.searchsorted(positions, n))]
+
+
+def _gap_batch(n, p):
+    """Gaps drawn at once: enough for all ``n`` trials but for a 1e-9 chance
+    (6.1 sd); the rare shortfall draws another batch."""
+    expected = n * p
+    return int(expected + 6.1 * math.sqrt(expected * (1 - p)) + 16)

@@ -1,11 +1,12 @@
-"""The vectorised Poisson sampler against the Poisson distribution itself (scipy)."""
+"""The vectorised samplers against the distributions themselves (scipy)."""
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from structnoise.sources._poisson import _PTRS_FROM, poisson_capped
+from structnoise.sources import _sampling
+from structnoise.sources._sampling import _PTRS_FROM, bernoulli_positions, poisson_capped
 
 
 def _chi2_pvalue(counts, pmf):
@@ -77,3 +78,65 @@ def test_shot_noise_counts_photons():
     pmf = stats.poisson.pmf(np.arange(c + 1), 0.25 * c)
     pmf[c] = stats.poisson.sf(c - 1, 0.25 * c)
     assert _chi2_pvalue(np.bincount(photons, minlength=c + 1), pmf) > 1e-4
+
+
+# ----------------------------------------------------------- Bernoulli trials
+def _hits(n, p, trials, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    hits = torch.zeros(trials, n)
+    for t in range(trials):
+        hits[t, bernoulli_positions(n, p, g)] = 1
+    return hits.numpy()
+
+
+@pytest.mark.parametrize("p", [0.03, 0.27, 0.9])
+def test_positions_are_independent_bernoulli_trials(p):
+    n, trials = 500, 400
+    hits = _hits(n, p, trials)
+    # the number of successes per run is Binomial(n, p)
+    per_run = hits.sum(1).astype(int)
+    pmf = stats.binom.pmf(np.arange(n + 1), n, p)
+    assert _chi2_pvalue(np.bincount(per_run, minlength=n + 1), pmf) > 1e-4
+    # every position equally likely
+    per_position = hits.sum(0)
+    assert stats.chisquare(per_position).pvalue > 1e-4
+    # neighbours independent: both hit at rate p^2 (the gaps are geometric)
+    both = (hits[:, 1:] * hits[:, :-1]).mean()
+    assert abs(both - p * p) < 5 * np.sqrt(p * p * (1 - p * p) / hits[:, 1:].size)
+
+
+def test_positions_when_the_first_batch_of_gaps_falls_short(monkeypatch):
+    """The rare second batch (forced here: 3 gaps a batch) continues the same trials."""
+    monkeypatch.setattr(_sampling, "_gap_batch", lambda n, p: 3)
+    hits = _hits(200, 0.1, 300, seed=4)
+    per_run = hits.sum(1).astype(int)
+    pmf = stats.binom.pmf(np.arange(201), 200, 0.1)
+    assert _chi2_pvalue(np.bincount(per_run, minlength=201), pmf) > 1e-4
+    assert stats.chisquare(hits.sum(0)).pvalue > 1e-4
+
+
+def test_positions_edge_cases():
+    g = torch.Generator().manual_seed(0)
+    assert bernoulli_positions(10, 0.0, g).numel() == 0
+    assert torch.equal(bernoulli_positions(10, 1.0, g), torch.arange(10))
+    assert bernoulli_positions(0, 0.5, g).numel() == 0
+    pos = bernoulli_positions(1000, 0.5, g)
+    assert pos.dtype == torch.int64 and bool((pos.diff() > 0).all())
+    assert 0 <= int(pos.min()) and int(pos.max()) < 1000
+    with pytest.raises(ValueError, match=r"p must be a probability in \[0, 1\]"):
+        bernoulli_positions(10, 1.5, g)
+
+
+def test_impulse_noise_hits_each_pixel_with_the_severity_probability():
+    from structnoise.sources import SEVERITY_PARAMETERS, Corruption
+
+    x = torch.full((200, 3, 16, 16), 0.5)
+    for severity in (1, 5):
+        out = Corruption("impulse_noise", severity, random_state=0).generate(None, x)
+        amount = SEVERITY_PARAMETERS["impulse_noise"][severity - 1]
+        hit = out != 0.5
+        assert set(out[hit].unique().tolist()) <= {0.0, 1.0}
+        rate, n = float(hit.float().mean()), hit.numel()
+        assert abs(rate - amount) < 5 * np.sqrt(amount * (1 - amount) / n)
+        white = float((out[hit] == 1).float().mean())
+        assert abs(white - 0.5) < 5 * np.sqrt(0.25 / int(hit.sum()))
