@@ -219,14 +219,20 @@ def _naive_conv_replicate(x, k):
     return out
 
 
-@pytest.mark.parametrize("size", [3, 9])  # direct and FFT paths
-def test_conv_same_matches_naive(size):
-    from structnoise.sources.corruptions import _conv_same
+def _disk(radius):
+    size = int(np.ceil(radius))
+    t = torch.arange(-size, size + 1, dtype=torch.float64)
+    disk = ((t[:, None] ** 2 + t[None, :] ** 2) <= radius ** 2).double()
+    return disk / disk.sum()
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(2, 3, 10, 9, generator=g, dtype=torch.float64)
-    k = torch.rand(size, size, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(_conv_same(x, k), _naive_conv_replicate(x, k))
+
+# radii below one pixel, fractional, and reaching past an 8 px image's edge
+@pytest.mark.parametrize("radius", [0.5, 1.5, 3.0, 6.0, 9.0])
+def test_disk_blur_matches_naive(radius):
+    from structnoise.sources.corruptions import _disk_blur
+
+    x = torch.rand(2, 3, 8, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(_disk_blur(x, radius), _naive_conv_replicate(x, _disk(radius)))
 
 
 def test_separable_blur_matches_naive():

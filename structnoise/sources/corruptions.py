@@ -143,30 +143,59 @@ def _conv_matrix(kernel, size):
     return M
 
 
-def _separable(x, kh, kw):
-    """Apply 1-D kernels along H then W (replicate borders), batched."""
+def _separable(x, kh, kw, out=None):
+    """Apply 1-D kernels along H then W (replicate borders), batched.
+
+    ``out`` may be ``x`` itself (written after x is last read).
+    """
     h, w = x.shape[-2:]
     Mh = _conv_matrix(kh.to(x), h)
     Mw = _conv_matrix(kw.to(x), w)
-    return Mh @ x @ Mw.T
+    return torch.matmul(Mh @ x, Mw.T, out=out)
 
 
-def _conv_same(x, kernel):
-    """2-D convolution of every plane with one (kh, kw) kernel, replicate borders."""
+def _disk_halfwidths(radius):
+    """Half-width of the disk ``dx^2 + dy^2 <= radius^2`` on each row ``dy = 0..R``."""
+    return [int(math.floor(math.sqrt(radius * radius - dy * dy)))
+            for dy in range(int(math.floor(radius)) + 1)]
+
+
+def _disk_blur(x, radius):
+    """Mean over the disk of ``radius`` px around every pixel, replicate borders.
+
+    Each row of a disk is a run of pixels, so the disk sum is a sum of
+    horizontal box sums (differences of one cumulative sum along W), each
+    shifted vertically: about four passes over the images per row of the
+    disk, against an FFT per image plane (5x slower on 2 cores at radius 6).
+    Replicate padding along W, then along H, equals 2-D replicate padding.
+    """
     n, c, h, w = x.shape
-    kh, kw = kernel.shape[-2:]
-    pad = (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2)
-    planes = F.pad(x.reshape(n * c, 1, h, w), pad, mode="replicate")
-    k = kernel.to(x)
-    if kh * kw < 49:
-        # all planes as a batch of single-channel images: a plain (not
-        # depthwise) convolution, which has the fast CPU kernels
-        return F.conv2d(planes, k[None, None]).reshape(n, c, h, w)
-    # large kernels: FFT (cross-correlation = convolution with the flipped kernel)
-    H, W = planes.shape[-2:]
-    spectrum = torch.fft.rfft2(planes[:, 0]) * torch.fft.rfft2(torch.flip(k, (0, 1)), s=(H, W))
-    full = torch.fft.irfft2(spectrum, s=(H, W))
-    return full[:, kh - 1:kh - 1 + h, kw - 1:kw - 1 + w].reshape(n, c, h, w)
+    widths = _disk_halfwidths(radius)
+    R = len(widths) - 1
+    planes = x.reshape(n * c, h, w)
+    # replicate R + 1 columns on the left, R on the right (a cat of expanded
+    # edges: 3x faster than F.pad's replicate mode)
+    padded = torch.cat([planes[..., :1].expand(-1, -1, R + 1), planes,
+                        planes[..., -1:].expand(-1, -1, R)], -1)
+    cums = padded.cumsum_(-1)       # cums[..., k] = sum of padded[..., :k + 1]
+    out = torch.empty_like(planes)
+    box = torch.empty_like(planes)
+    taps = 0
+    for dy, half in enumerate(widths):
+        # sum over columns col - half .. col + half of every row
+        torch.sub(cums[..., R + 1 + half:R + 1 + half + w], cums[..., R - half:R - half + w],
+                  out=box if dy else out)
+        taps += 2 * half + 1
+        if not dy:
+            continue
+        taps += 2 * half + 1
+        k = min(dy, h)
+        # row i gets box row i + dy and row i - dy, clamped to the image
+        out[:, :h - k].add_(box[:, k:])
+        out[:, h - k:].add_(box[:, h - 1:h])
+        out[:, k:].add_(box[:, :h - k])
+        out[:, :k].add_(box[:, :1])
+    return out.div_(taps).reshape(n, c, h, w)
 
 
 def _gaussian_kernel1d(sigma, device):
@@ -191,13 +220,12 @@ def gaussian_blur(x, severity, g):
 def defocus_blur(x, severity, g):
     """Disk (out-of-focus) blur, anti-aliased with a small Gaussian."""
     radius, alias = _param("defocus_blur", severity)
-    radius = max(radius * _spatial(x), 0.5)
-    size = int(math.ceil(radius))
-    t = torch.arange(-size, size + 1, dtype=torch.float32, device=x.device)
-    disk = ((t[:, None] ** 2 + t[None, :] ** 2) <= radius ** 2).float()
-    disk = disk / disk.sum()
-    out = _conv_same(x, disk)
-    return _gaussian_blur(out, alias * _spatial(x)) if alias * _spatial(x) > 0.05 else out
+    out = _disk_blur(x, max(radius * _spatial(x), 0.5))
+    sigma = alias * _spatial(x)
+    if sigma > 0.05:
+        k = _gaussian_kernel1d(sigma, x.device)
+        _separable(out, k, k, out=out)  # in place: one image-sized buffer fewer
+    return out
 
 
 def _motion_blur(x, radius, sigma, angle):
