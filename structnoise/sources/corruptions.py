@@ -399,32 +399,52 @@ def _quant_table(base, quality, device, dtype):
     return q.to(device=device, dtype=dtype)
 
 
+#: RGB (0-255) -> YCbCr (JFIF), and back
+_RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
+                              [-0.168736, -0.331264, 0.5],
+                              [0.5, -0.418688, -0.081312]], dtype=torch.float64)
+_YCBCR_TO_RGB = torch.tensor([[1.0, 0.0, 1.402],
+                              [1.0, -0.344136, -0.714136],
+                              [1.0, 1.772, 0.0]], dtype=torch.float64)
+
+
 def jpeg_compression(x, severity, g):
-    """JPEG round trip (8x8 DCT, standard tables, no chroma subsampling)."""
+    """JPEG round trip (8x8 DCT, standard tables, no chroma subsampling).
+
+    Every step is a matrix product on whole images: the colour transforms
+    over the channels, and the 8x8 block DCT as ``B_H @ plane @ B_W.T`` with
+    block-diagonal ``B = I kron D``, so no 8x8 tiles are ever gathered (4x
+    the arithmetic of per-block products, but in shapes GEMM runs fast,
+    without the transposed copies).
+    """
     quality = _param("jpeg_compression", severity)
     n, c, h, w = x.shape
-    y = x * 255.0
-    if c == 3:  # RGB -> YCbCr (JFIF)
-        r, gg, b = y[:, 0], y[:, 1], y[:, 2]
-        y = torch.stack([0.299 * r + 0.587 * gg + 0.114 * b,
-                         128 - 0.168736 * r - 0.331264 * gg + 0.5 * b,
-                         128 + 0.5 * r - 0.418688 * gg - 0.081312 * b], 1)
+    # two image-sized buffers, written in turn by every product (out=): fresh
+    # memory per step costs more than the arithmetic at these sizes
+    if c == 3:  # level-shifted YCbCr: Y - 128, Cb, Cr
+        y = torch.matmul(_RGB_TO_YCBCR.to(x) * 255.0, x.reshape(n, 3, h * w)).reshape(n, 3, h, w)
+        y[:, 0] -= 128
+    else:
+        y = x * 255.0 - 128
     ph, pw = (-h) % 8, (-w) % 8
-    y = F.pad(y - 128, (0, pw, 0, ph), mode="replicate")
+    if ph or pw:
+        y = F.pad(y, (0, pw, 0, ph), mode="replicate")
     H, W = y.shape[-2:]
-    blocks = y.reshape(n, c, H // 8, 8, W // 8, 8).permute(0, 1, 2, 4, 3, 5)
     D = _dct_matrix(x.device, x.dtype)
-    coef = D @ blocks @ D.T
+    BH = torch.block_diag(*[D] * (H // 8))
+    BW = BH if W == H else torch.block_diag(*[D] * (W // 8))
+    other = torch.empty_like(y)
+    coef = torch.matmul(torch.matmul(BH, y, out=other), BW.T, out=y)
     tables = [_JPEG_LUMA] + [_JPEG_CHROMA] * (c - 1) if c == 3 else [_JPEG_LUMA] * c
     q = torch.stack([_quant_table(t, quality, x.device, x.dtype) for t in tables])
-    q = q[None, :, None, None]
-    coef = coef.div_(q).round_().mul_(q)  # in place: no 12 MB temporaries per batch
-    rec = (D.T @ coef @ D).permute(0, 1, 2, 4, 3, 5).reshape(n, c, H, W)[..., :h, :w] + 128
+    q = q.repeat(1, H // 8, W // 8)                        # (c, H, W): each block's table
+    coef.div_(q).round_().mul_(q)
+    rec = torch.matmul(torch.matmul(BH.T, coef, out=other), BW, out=coef)[..., :h, :w]
     if c == 3:
-        yy, cb, cr = rec[:, 0], rec[:, 1] - 128, rec[:, 2] - 128
-        rec = torch.stack([yy + 1.402 * cr, yy - 0.344136 * cb - 0.714136 * cr,
-                           yy + 1.772 * cb], 1)
-    return rec.clamp_(0, 255).round_().div_(255.0)
+        rgb = other[..., :h, :w] if (ph or pw) else other
+        rec = torch.matmul(_YCBCR_TO_RGB.to(x), rec.reshape(n, 3, h * w),
+                           out=rgb.reshape(n, 3, h * w)).reshape(n, 3, h, w)
+    return rec.add_(128).clamp_(0, 255).round_().div_(255.0)
 
 
 def _displace(x, field_px):
