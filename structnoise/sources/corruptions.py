@@ -124,7 +124,9 @@ def impulse_noise(x, severity, g):
 
 def speckle_noise(x, severity, g):
     """Multiplicative Gaussian noise."""
-    return torch.addcmul(x, x, _randn(x, g), value=_param("speckle_noise", severity))
+    noise = _randn(x, g)
+    # into the fresh draw: one image-sized buffer, not two
+    return torch.addcmul(x, x, noise, value=_param("speckle_noise", severity), out=noise)
 
 
 # ------------------------------------------------------------------- blur
