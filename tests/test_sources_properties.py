@@ -110,6 +110,20 @@ def test_corruption_properties(name, shape, clip):
     assert torch.equal(out, whole)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("clip", CLIPS, ids=str)
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_blocks_written_into_the_output_equal_a_single_block(name, clip, dtype):
+    """Past one seed block, each block is stored straight into the output."""
+    X = _images((300, 1, 8, 8), clip).to(dtype)
+    X0 = X.clone()
+    src = Corruption(name, 3, random_state=1, clip_min=clip[0], clip_max=clip[1])
+    out = src.generate(None, X)
+    assert out.dtype == dtype and torch.equal(X, X0)
+    assert torch.equal(out[:256], src.generate(None, X[:256]))  # block 0: the same seed
+    assert out.min() >= clip[0] and out.max() <= clip[1]
+
+
 def test_many_images_across_seed_blocks_do_not_depend_on_batch_size():
     X = torch.rand(300, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     a = Corruption("gaussian_noise", 3, random_state=3, batch_size=7).generate(None, X)

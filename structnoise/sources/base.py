@@ -44,6 +44,10 @@ class ModificationSource(BaseEstimator):
     kind = "naturalistic"
     #: scikit-learn's parameter validation (subclasses add their parameters)
     _parameter_constraints: dict = {}
+    #: True when :meth:`_generate_batch` accepts ``out=``, a view of the final
+    #: output for its block: writing there (and returning it) saves a copy
+    #: of every block
+    _writes_into_output = False
 
     def generate(self, model, X, y=None):
         """Return modified copies of the images ``X``.
@@ -75,12 +79,17 @@ class ModificationSource(BaseEstimator):
         out = None
         with self._prepare(model, Xt, yt) as state:
             blocks = self._blocks(Xt.shape[0], state)
+            if len(blocks) > 1:
+                out = torch.empty(Xt.shape, dtype=Xt.dtype, device=Xt.device)
             for i, sl in enumerate(progress(blocks, verbose=getattr(self, "verbose", 0),
                                             desc=type(self).__name__)):
+                into = {"out": out[sl]} if out is not None and self._writes_into_output else {}
                 part = self._generate_batch(state, Xt[sl], None if yt is None else yt[sl],
-                                            index=i, rows=sl).detach()
+                                            index=i, rows=sl, **into).detach()
+                if into and _shares_memory(part, out) and part.shape == into["out"].shape:
+                    continue  # written in place
                 part = part.to(Xt.device, Xt.dtype)
-                if len(blocks) == 1 and part.shape == Xt.shape and not _shares_memory(part, Xt):
+                if out is None and part.shape == Xt.shape and not _shares_memory(part, Xt):
                     out = part  # one block: no copy into a second buffer
                     break
                 if out is None:

@@ -697,15 +697,21 @@ class _ImageSource(ModificationSource):
     def _blocks(self, n_samples, state):
         return batches(n_samples, _SEED_BLOCK if state.seed is not None else self.batch_size)
 
-    def _generate_batch(self, state, X, y, *, index, rows):
+    _writes_into_output = True
+
+    def _generate_batch(self, state, X, y, *, index, rows, out=None):
         g = state.generator or _generator(block_seed(state.seed, index), X.device)
         x01 = X.to(state.dtype)
         if not state.unit:  # the usual [0, 1] range needs no rescaling
             x01 = (x01 - state.lo) / state.span
-        # the corruption functions return new tensors, never views of the
-        # input, so clamping in place leaves X untouched
-        mod = self._apply(x01, g).clamp_(0, 1)
-        return mod if state.unit else mod * state.span + state.lo
+        mod = self._apply(x01, g)
+        if out is None or out.dtype != mod.dtype:
+            # the corruption functions return new tensors, never views of
+            # the input, so clamping in place leaves X untouched
+            out = mod.clamp_(0, 1)
+        else:
+            torch.clamp(mod, 0, 1, out=out)  # clamp and store in one pass
+        return out if state.unit else out.mul_(state.span).add_(state.lo)
 
 
 class Corruption(_ImageSource):
