@@ -120,6 +120,29 @@ def make_site_step(d, fitter, device, batch=64):
     return _steps(model, torch.optim.Adam(model.parameters(), lr=1e-3), batch, device)
 
 
+def make_draws(d, fitter, device, batch=64):
+    """The noise's random draws alone, for the 5 steps of :func:`_steps`.
+
+    Every noisy step must draw these numbers (and, for full noise, multiply
+    them by its d x d factor); their time over the noise-free step's is the
+    floor of the step ratio with torch's generator on this device.
+    """
+    module = fitter.to_torch(device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    factor = module.factor
+    widths = [factor.shape[1] if factor.ndim == 2 else d] + \
+        ([d] if module.diag_std is not None else [])
+
+    def draws(k=5):
+        for _ in range(k):
+            parts = [torch.randn(batch, w, generator=g, device=device) for w in widths]
+            if factor.ndim == 2 and factor.shape[1] == d:
+                parts[0] @ factor.T  # full noise: the product is part of the floor
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return draws
+
+
 def bench_sites(device, repeats, widths=(3136, 12544)):
     rows = []
     for d in widths:
@@ -127,14 +150,17 @@ def bench_sites(device, repeats, widths=(3136, 12544)):
         error = lowrank_error(fitted["full"], fitted["lowrank"])
         fns = {"none": make_site_step(d, None, device)}
         fns.update({s: make_site_step(d, fitted[s], device) for s in STRUCTURES})
+        fns.update({("draws", s): make_draws(d, fitted[s], device) for s in STRUCTURES})
         t = interleaved(fns, repeats=repeats)
         goals = {"full": 1.5, "lowrank": 1.15, "diagonal": 1.05, "isotropic": 1.05}
-        for s in fns:
+        for s in ("none",) + STRUCTURES:
             rows.append({
                 "width": d, "structure": s, "device": str(device),
                 "rank": fitted[s].rank_ if s == "lowrank" else "",
                 "seconds_per_step": t[s] / 5, "ratio_to_no_noise": t[s] / t["none"],
-                "goal": goals.get(s, ""), "fit_s": fit_s.get(s, float("nan")),
+                "goal": goals.get(s, ""),
+                "draw_floor": (1 + t[("draws", s)] / t["none"]) if s != "none" else 1.0,
+                "fit_s": fit_s.get(s, float("nan")),
                 "lowrank_rel_frobenius_error": error if s == "lowrank" else float("nan")})
         del fitted, fns
     return rows
