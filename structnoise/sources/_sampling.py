@@ -83,31 +83,38 @@ def _inversion(lam, cap, generator):
     The count is the number of ``j`` in ``0 .. cap - 1`` with ``F(j) < U``
     for one uniform ``U``, kept as ``U - F(j)`` and updated in place: four
     passes over the tensor per term. The loop ends at the first ``j`` where
-    even the largest mean has ``F(j) >= max U`` (``F(j)`` falls as the mean
-    grows), so no draw is left unplaced. (Going on with the unplaced draws
-    only does not pay on a CPU: finding them costs more than 30 passes.)
+    even the largest mean has ``F(j)`` above the largest uniform torch can
+    draw (``F(j)`` falls as the mean grows), so no draw is left unplaced.
+    (Going on with the unplaced draws only does not pay on a CPU: finding
+    them costs more than 30 passes.)
     """
     rest = _uniform(lam, generator)
-    count = torch.zeros_like(lam)
     if lam.numel() == 0:
-        return count
+        return rest
     lam_max = float(lam.max())
-    stop = _inversion_steps(lam_max, float(rest.max()), cap)
+    # the largest uniform torch draws in this dtype (1 - 2^-24 in float32):
+    # as good a bound as the draws' own maximum, without a pass over them
+    stop = _inversion_steps(lam_max, 1.0 - torch.finfo(lam.dtype).eps / 2, cap)
     # P(k = j) = exp(-lam) (lam / s)^j * s^j / j!: the tensor part stays in
     # [0, 1] for s >= max lam and costs one multiplication per term; the
     # scalar part (at most e^s) rides on sub_'s alpha
     s = max(lam_max, 1.0)
     ratio = lam / s
     term = torch.neg(lam).exp_()
+    rest.sub_(term)                      # U - F(0)
+    # sum of sign(U - F(j)) over the J terms: +1 below the count, -1 from it
+    # on, so count = (sum + J) / 2 (floored: a draw exactly on F(j) adds 0
+    # and counts j out, as the strict test does). sign is the cheapest pass
+    # giving a float per element
+    signs = torch.sign(rest)
     placed = torch.empty_like(lam)
     weight = 1.0
-    for j in range(stop):
-        if j:
-            term.mul_(ratio)
-            weight *= s / j
+    for j in range(1, stop):
+        term.mul_(ratio)
+        weight *= s / j
         rest.sub_(term, alpha=weight)   # U - F(j)
-        # a float comparison and a float sum: 5x faster than through bool
-        count.add_(torch.gt(rest, 0, out=placed))
+        signs.add_(torch.sign(rest, out=placed))
+    count = signs.add_(stop).mul_(0.5).floor_()
     return count
 
 
