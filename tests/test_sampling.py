@@ -140,3 +140,27 @@ def test_impulse_noise_hits_each_pixel_with_the_severity_probability():
         assert abs(rate - amount) < 5 * np.sqrt(amount * (1 - amount) / n)
         white = float((out[hit] == 1).float().mean())
         assert abs(white - 0.5) < 5 * np.sqrt(0.25 / int(hit.sum()))
+
+
+@pytest.mark.parametrize("lam, cap", [(70.0, 60), (45.0, 80)])
+def test_means_beyond_the_inversion_range(lam, cap):
+    """Means or caps too large for inversion's float32 scale factors go to PTRS, capped."""
+    k = _draw(lam, 100_000, cap=cap, seed=5)
+    assert k.max() <= cap
+    pmf = stats.poisson.pmf(np.arange(cap + 1), lam)
+    pmf[cap] = stats.poisson.sf(cap - 1, lam)
+    assert _chi2_pvalue(np.bincount(k, minlength=cap + 1), pmf) > 1e-4
+
+
+def test_a_mean_far_above_the_cap_gives_the_cap():
+    # P(Poisson(200) < 12) is about 1e-69: every draw is the cap, none NaN
+    lam = torch.tensor([200.0, 1000.0, 5.0]).repeat(1000)
+    k = poisson_capped(lam, 12, torch.Generator().manual_seed(5))
+    assert torch.equal(k[lam > 100], torch.full((2000,), 12.0))
+
+
+def test_float64_means_use_a_bounded_number_of_terms():
+    g = torch.Generator().manual_seed(6)
+    k = poisson_capped(torch.full((50_000,), 9.5, dtype=torch.float64), 10_000, g)
+    assert k.dtype == torch.float64 and abs(float(k.mean()) - 9.5) < 0.1
+    assert _sampling._inversion_steps(9.5, 1.0 - 2.0**-50, 10_000) < 60

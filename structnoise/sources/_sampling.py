@@ -63,13 +63,12 @@ def poisson_capped(lam, cap, generator):
     True
     """
     lam = lam.detach()
-    if cap <= _INVERSION_UP_TO:
+    lam_max = float(lam.max()) if lam.numel() else 0.0
+    if cap <= _INVERSION_UP_TO and lam_max <= _INVERSION_UP_TO:
         # inversion up to the cap is cheaper than rejection at every mean
-        return _inversion(lam, cap, generator)
+        return _inversion(lam, cap, generator, lam_max)
     flat = lam.reshape(-1)
     large = flat >= _PTRS_FROM
-    if not bool(large.any()):
-        return _inversion(lam, cap, generator)
     out = torch.empty_like(flat)
     big, small = large.nonzero().squeeze(1), (~large).nonzero().squeeze(1)
     out.index_copy_(0, small, _inversion(flat.index_select(0, small), cap, generator))
@@ -77,7 +76,7 @@ def poisson_capped(lam, cap, generator):
     return out.view(lam.shape)
 
 
-def _inversion(lam, cap, generator):
+def _inversion(lam, cap, generator, lam_max=None):
     """``min(Poisson(lam), cap)`` by inversion of the distribution function.
 
     The count is the number of ``j`` in ``0 .. cap - 1`` with ``F(j) < U``
@@ -86,15 +85,16 @@ def _inversion(lam, cap, generator):
     even the largest mean has ``F(j)`` above the largest uniform torch can
     draw (``F(j)`` falls as the mean grows), so no draw is left unplaced.
     (Going on with the unplaced draws only does not pay on a CPU: finding
-    them costs more than 30 passes.)
+    them costs more than 30 passes.) Means up to :data:`_INVERSION_UP_TO`.
     """
     rest = _uniform(lam, generator)
     if lam.numel() == 0:
         return rest
-    lam_max = float(lam.max())
-    # the largest uniform torch draws in this dtype (1 - 2^-24 in float32):
-    # as good a bound as the draws' own maximum, without a pass over them
-    stop = _inversion_steps(lam_max, 1.0 - torch.finfo(lam.dtype).eps / 2, cap)
+    lam_max = float(lam.max()) if lam_max is None else lam_max
+    # the largest uniform torch draws in float32 (1 - 2^-24): as good a bound
+    # as the draws' own maximum, without a pass over them; in float64 a tail
+    # of 2^-50 is left out (Python's sum of the terms may never reach 1 - 2^-53)
+    stop = _inversion_steps(lam_max, 1.0 - max(torch.finfo(lam.dtype).eps / 2, 2.0**-50), cap)
     # P(k = j) = exp(-lam) (lam / s)^j * s^j / j!: the tensor part stays in
     # [0, 1] for s >= max lam and costs one multiplication per term; the
     # scalar part (at most e^s) rides on sub_'s alpha
@@ -122,7 +122,7 @@ def _inversion_steps(lam_max, u_max, cap):
     """Terms of the distribution function that place every uniform up to ``u_max``."""
     term = cdf = math.exp(-lam_max)
     j = 0
-    # two terms of margin cover the rounding of the tensor arithmetic; an
+    # three terms of margin cover the rounding of the tensor arithmetic; an
     # extra term only finds no more counts
     while cdf < u_max and j < cap:
         j += 1
