@@ -123,9 +123,10 @@ def make_site_step(d, fitter, device, batch=64):
 def make_draws(d, fitter, device, batch=64):
     """The noise's random draws alone, for the 5 steps of :func:`_steps`.
 
-    Every noisy step must draw these numbers (and, for full noise, multiply
-    them by its d x d factor); their time over the noise-free step's is the
-    floor of the step ratio with torch's generator on this device.
+    Every noisy step must draw these numbers (and, for full and low-rank
+    noise, multiply them by the factor); their time over the noise-free
+    step's is the floor of the step ratio with torch's generator on this
+    device.
     """
     module = fitter.to_torch(device=device)
     g = torch.Generator(device=device).manual_seed(0)
@@ -136,8 +137,8 @@ def make_draws(d, fitter, device, batch=64):
     def draws(k=5):
         for _ in range(k):
             parts = [torch.randn(batch, w, generator=g, device=device) for w in widths]
-            if factor.ndim == 2 and factor.shape[1] == d:
-                parts[0] @ factor.T  # full noise: the product is part of the floor
+            if factor.ndim == 2:
+                parts[0] @ factor.T  # full and low-rank noise: the product too
         if device.type == "cuda":
             torch.cuda.synchronize()
     return draws

@@ -103,7 +103,8 @@ def summary_lines(cov_rows, mem, wrappers, eot, corr, noise, sites, quick=False)
               "power-law spectrum; lowrank keeps 99% of the variance (rank chosen by the "
               "fitter). Fit time is the fitter's `fit` on 2000 deltas. The floor is "
               "the step ratio if the noise cost nothing but its random draws (torch's "
-              "generator; for full noise, also the product with its d x d factor), "
+              "generator; for full and low-rank noise, also the product with the "
+              "factor), "
               "timed in the same run: no implementation with this generator on this "
               "device gets below it.", "",
               "| d | structure | rank | step / noise-free step | goal | floor (draws alone) "

@@ -3,11 +3,11 @@
 * :func:`poisson_capped` draws ``min(Poisson(lam), cap)``. ``torch.poisson``
   samples element by element in one thread: 137 ms for the 3.1M pixels of
   1000 32x32 colour images on 2 cores (shot noise, severity 3), against
-  26 ms for all of shot noise drawn here. Inversion of the distribution
+  18 ms for all of shot noise drawn here. Inversion of the distribution
   function costs four tensor passes per term; Hormann's transformed
   rejection (PTRS, numpy's algorithm) takes means from 10 up when the cap
-  is too large for inversion. The cap is what shot noise needs: counts
-  above it clip to white anyway.
+  or the means are too large for inversion. The cap is what shot noise
+  needs: counts above it clip to white anyway.
 * :func:`bernoulli_positions` lists the successes of ``n`` Bernoulli(p)
   trials from their geometric gaps: ``n p`` draws instead of ``n``, so
   salt-and-pepper noise on 9% of the pixels draws 11x fewer numbers.
