@@ -14,7 +14,8 @@ corruptions (MNIST-C style) draw a random sign/direction per image.
 
 Every function takes images ``x`` in [0, 1] of shape (N, C, H, W), an
 integer ``severity`` and a :class:`torch.Generator`, and returns a new
-tensor clipped to [0, 1].
+tensor (never a view of ``x``). Additive noises and snow may leave [0, 1]:
+:class:`Corruption` clips the result, as it stores it.
 """
 
 import contextlib
