@@ -307,3 +307,15 @@ def test_jpeg_matches_blockwise_naive(shape):
         # float32 against float64: a value on a rounding tie may land one level off
         assert float(diff.max()) <= 1 / 255 + 1e-6
         assert float((diff > 1e-6).double().mean()) < 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_functions_return_new_tensors(name):
+    """Corruption clamps the result in place: it must never be a view of the input."""
+    from structnoise.sources import CORRUPTIONS as functions
+
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    for severity in (1, 5):
+        y = functions[name](x, severity, torch.Generator().manual_seed(1))
+        assert y.shape == x.shape
+        assert y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
