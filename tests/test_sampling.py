@@ -120,6 +120,8 @@ def test_positions_edge_cases():
     assert bernoulli_positions(10, 0.0, g).numel() == 0
     assert torch.equal(bernoulli_positions(10, 1.0, g), torch.arange(10))
     assert bernoulli_positions(0, 0.5, g).numel() == 0
+    # a gap longer than int64 would overflow ends the trials instead
+    assert bernoulli_positions(1000, 1e-300, g).numel() == 0
     pos = bernoulli_positions(1000, 0.5, g)
     assert pos.dtype == torch.int64 and bool((pos.diff() > 0).all())
     assert 0 <= int(pos.min()) and int(pos.max()) < 1000

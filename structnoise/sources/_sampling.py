@@ -216,7 +216,8 @@ def bernoulli_positions(n, p, generator, device=None):
     while end < n - 1:
         u = torch.rand(batch, generator=generator, dtype=torch.float64, device=device)
         # 1 - u is in (0, 1]: log is finite; each gap adds its failures + 1
-        steps = torch.floor(torch.log1p(-u) / log_q).add_(1).to(torch.int64)
+        # (a gap past n already ends the trials: clamped, it cannot overflow)
+        steps = torch.floor(torch.log1p(-u) / log_q).clamp_(max=n).add_(1).to(torch.int64)
         positions = steps.cumsum_(0).add_(end)
         parts.append(positions)
         end = int(positions[-1])
