@@ -208,11 +208,12 @@ def _gaussian_kernel1d(sigma, device):
     return (k / k.sum()).float()
 
 
-def _gaussian_blur(x, sigma):
+def _gaussian_blur(x, sigma, out=None):
+    """Gaussian blur with replicate borders; ``out`` may be ``x`` itself."""
     if sigma <= 0:
-        return x.clone()  # callers may clamp the result in place
+        return x.clone() if out is None else out.copy_(x)  # callers may clamp in place
     k = _gaussian_kernel1d(sigma, x.device)
-    return _separable(x, k, k)
+    return _separable(x, k, k, out=out)
 
 
 def gaussian_blur(x, severity, g):
@@ -226,8 +227,7 @@ def defocus_blur(x, severity, g):
     out = _disk_blur(x, max(radius * _spatial(x), 0.5))
     sigma = alias * _spatial(x)
     if sigma > 0.05:
-        k = _gaussian_kernel1d(sigma, x.device)
-        _separable(out, k, k, out=out)  # in place: one image-sized buffer fewer
+        _gaussian_blur(out, sigma, out=out)  # in place: one image-sized buffer fewer
     return out
 
 
