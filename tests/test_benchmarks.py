@@ -57,7 +57,10 @@ def test_report_numbers_are_the_means_of_the_rows(tiny_run):
     out, _ = tiny_run
     rows = pd.read_csv(out / "results.csv")
     report = (out / "report.md").read_text()
-    table = report.split("| evaluation | Full | Diagonal | Identity | None |")[1]
+    # claim 1's table under the paper protocol (each claim has one per protocol)
+    claim1 = report.split("## Claim 1:")[1].split("## Claim 2:")[0]
+    table = claim1.split("**paper protocol:")[1].split(
+        "| evaluation | Full | Diagonal | Identity | None |")[1]
     fgsm = next(line for line in table.splitlines() if line.startswith("| FGSM eps 0.1"))
     cells = [c.strip() for c in fgsm.strip("|").split("|")]
     sel = rows[(rows.eval_protocol == "paper") & (rows.eval_family == "FGSM")
