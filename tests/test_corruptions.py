@@ -253,16 +253,17 @@ def test_jpeg_dct_is_orthonormal_dct():
 
 
 def test_pixelate_equals_pooling_then_nearest_upsampling():
-    # naive reference for the matrix form
+    # naive reference for the matrix form, on square and non-square images
     import torch.nn.functional as F
 
-    X = torch.rand(20, 3, 28, 28, generator=torch.Generator().manual_seed(1))
-    for severity in range(1, 6):
-        c = SEVERITY_PARAMETERS["pixelate"][severity - 1]
-        small = F.adaptive_avg_pool2d(X, (int(28 * c), int(28 * c)))
-        expected = F.interpolate(small, size=(28, 28), mode="nearest")
-        torch.testing.assert_close(Corruption("pixelate", severity).generate(None, X),
-                                   expected.clamp(0, 1), rtol=0, atol=1e-6)
+    for h, w in [(28, 28), (28, 20), (9, 33)]:
+        X = torch.rand(20, 3, h, w, generator=torch.Generator().manual_seed(1))
+        for severity in range(1, 6):
+            c = SEVERITY_PARAMETERS["pixelate"][severity - 1]
+            small = F.adaptive_avg_pool2d(X, (max(1, int(h * c)), max(1, int(w * c))))
+            expected = F.interpolate(small, size=(h, w), mode="nearest")
+            torch.testing.assert_close(Corruption("pixelate", severity).generate(None, X),
+                                       expected.clamp(0, 1), rtol=0, atol=1e-6)
 
 
 def _naive_jpeg(x, quality):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import stats
 
-from structnoise.sources import _sampling
-from structnoise.sources._sampling import _PTRS_FROM, bernoulli_positions, poisson_capped
+from structnoise import _sampling
+from structnoise._sampling import _PTRS_FROM, bernoulli_positions, normal, poisson_capped, uniform
 
 
 def _chi2_pvalue(counts, pmf):
@@ -166,3 +166,74 @@ def test_float64_means_use_a_bounded_number_of_terms():
     k = poisson_capped(torch.full((50_000,), 9.5, dtype=torch.float64), 10_000, g)
     assert k.dtype == torch.float64 and abs(float(k.mean()) - 9.5) < 0.1
     assert _sampling._inversion_steps(9.5, 1.0 - 2.0**-50, 10_000) < 60
+
+
+# ------------------------------------------------------------- uniform, normal
+def _naive_uniform(seed_generator, numel, dtype):
+    """The documented construction, step by step in numpy: SFC64 seeded with
+    the generator's next 63-bit draw; 24 low bits of each 32-bit half
+    (float32) or the top 53 bits of each word (float64)."""
+    seed = int(torch.randint(0, 2**63 - 1, (), generator=seed_generator))
+    words = np.random.SFC64(seed).random_raw(numel if dtype == torch.float64 else (numel + 1) // 2)
+    if dtype == torch.float64:
+        return np.array([int(w) >> 11 for w in words], dtype=np.float64) / 2.0**53
+    halves = words.view(np.uint32)[:numel]
+    return np.array([int(h) & 0xFFFFFF for h in halves], dtype=np.float64) / 2.0**24
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("numel", [1, 7, 1000])
+def test_uniform_is_the_documented_bits_of_sfc64(dtype, numel):
+    u = uniform((numel,), torch.Generator().manual_seed(5), dtype=dtype)
+    assert u.dtype == dtype and u.shape == (numel,)
+    expected = _naive_uniform(torch.Generator().manual_seed(5), numel, dtype)
+    np.testing.assert_array_equal(u.double().numpy(), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_uniform_follows_the_uniform_distribution(dtype):
+    u = uniform((200_000,), torch.Generator().manual_seed(0), dtype=dtype).double().numpy()
+    assert u.min() >= 0 and u.max() < 1
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    # consecutive draws (the two halves of one 64-bit word in float32) independent
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.01
+
+
+def test_uniform_advances_the_generator_and_keeps_the_shape():
+    g = torch.Generator().manual_seed(0)
+    a, b = uniform((3, 5), g), uniform((3, 5), g)
+    assert a.shape == (3, 5) and not torch.equal(a, b)
+    assert torch.equal(a, uniform((3, 5), torch.Generator().manual_seed(0)))
+    assert uniform((0, 4), g).shape == (0, 4)
+    # dtypes without an SFC64 path are torch.rand's
+    h16 = uniform((4,), torch.Generator().manual_seed(1), dtype=torch.float16)
+    assert torch.equal(h16, torch.rand(4, generator=torch.Generator().manual_seed(1),
+                                       dtype=torch.float16))
+
+
+@pytest.mark.parametrize("numel", [1, 9, 1000])
+def test_normal_is_box_muller_on_the_uniforms(numel):
+    # naive reference in float64 numpy: the first half of the uniforms gives
+    # the radii, the second the angles; cosines first, then sines
+    z = normal((numel,), torch.Generator().manual_seed(3))
+    pairs = (numel + 1) // 2
+    u = _naive_uniform(torch.Generator().manual_seed(3), 2 * pairs, torch.float32)
+    radius = np.sqrt(-2 * np.log1p(-u[:pairs]))
+    angle = 2 * np.pi * u[pairs:]
+    expected = np.r_[radius * np.cos(angle), radius * np.sin(angle)][:numel]
+    np.testing.assert_allclose(z.double().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_follows_the_standard_normal_distribution(dtype):
+    z = normal((100_001,), torch.Generator().manual_seed(0), dtype=dtype)
+    assert z.dtype == dtype and z.shape == (100_001,)
+    z = z.double().numpy()
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    # the two members of a Box-Muller pair (i, i + pairs) are independent:
+    # uncorrelated, and so are their squares
+    pairs = 50_001
+    a, b = z[:pairs - 1], z[pairs:]
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.02
+    assert abs(np.corrcoef(a**2, b**2)[0, 1]) < 0.02
+    assert abs(stats.kurtosis(z)) < 0.1
