@@ -76,8 +76,8 @@ def summary_lines(cov_rows, mem, wrappers, eot, corr, noise, sites, quick=False)
               "per image on 100). The first row changes nothing: it is what every "
               "corruption pays here besides its own work (input checks, the output, "
               "its check). For the noise corruptions, the bound is the speedup if "
-              "nothing but their random draws cost (torch's generator, one number per "
-              "pixel), timed in the same run.", "",
+              "nothing but their random draws cost (our fastest samplers, "
+              "`structnoise._sampling`: one number per pixel), timed in the same run.", "",
               "| corruption | ours img/s | reference img/s | speedup | goal "
               "| bound (draws alone) |", "|---|---|---|---|---|---|"]
     for r in corr:
