@@ -1,6 +1,7 @@
 """Shared helpers of the benchmarks: timing side by side, result files."""
 
 import csv
+import ctypes
 import os
 import platform
 import time
@@ -8,6 +9,37 @@ import time
 import numpy as np
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+#: glibc's mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def pin_malloc():
+    """Fix glibc malloc's thresholds for this process; return how memory is allocated.
+
+    glibc serves blocks above a *dynamic* threshold with fresh pages from
+    the kernel, raises the threshold when such a block is freed, and returns
+    heap tops above twice it: whether a tensor of a few MB reuses memory or
+    faults in new pages depends on what the process freed before. The same
+    2.0 ms corruption took 1.4 ms in one process and 4.4 ms in the next
+    (measured on 2 cores, 256 32x32 colour images), enough to move any
+    ratio. Fixed thresholds (256 MB: tensors are served from the heap and
+    kept there) make the runs agree, as preloading jemalloc or tcmalloc
+    does (PyTorch's CPU performance tuning guide). Set
+    ``STRUCTNOISE_BENCH_MALLOC=default`` to measure glibc's heuristic instead.
+    """
+    if os.environ.get("STRUCTNOISE_BENCH_MALLOC", "pinned") == "default":
+        return "glibc malloc, default thresholds"
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, 256 << 20) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    except (OSError, AttributeError):  # not glibc: its own allocator's behaviour
+        return "system malloc"
+    return "glibc malloc, thresholds pinned at 256 MB" if ok else "glibc malloc (mallopt refused)"
+
+
+#: set once, on import, before the benchmarks allocate anything
+MALLOC = pin_malloc()
 
 
 def best_of(fn, repeats=3, warmup=1):
@@ -80,6 +112,6 @@ def _fmt(v):
 def machine():
     import torch
 
+    gpu = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, numpy {np.__version__}, "
-            f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}")
+            f"torch {torch.__version__}, numpy {np.__version__}, {gpu}, {MALLOC}")

@@ -106,3 +106,13 @@ def test_perf_covariance_quick(tmp_path):
     assert (tmp_path / "covariance.csv").exists()
     assert all(r["speedup_vs_sklearn_lw"] > 0 for r in rows)
     assert mem["peak_over_data"] < 1.0
+
+
+def test_benchmarks_pin_the_allocator_and_say_so(monkeypatch):
+    # runs agree only under one allocator behaviour: the machine line says which
+    import _common
+
+    assert _common.MALLOC in _common.machine()
+    assert "pinned" in _common.MALLOC or "glibc" not in _common.MALLOC
+    monkeypatch.setenv("STRUCTNOISE_BENCH_MALLOC", "default")
+    assert _common.pin_malloc() == "glibc malloc, default thresholds"
