@@ -235,6 +235,20 @@ def test_disk_blur_matches_naive(radius):
     torch.testing.assert_close(_disk_blur(x, radius), _naive_conv_replicate(x, _disk(radius)))
 
 
+@pytest.mark.parametrize("radius, sigma", [(1.5, 0.5), (6.0, 0.5), (3.0, 1.2)])
+def test_anti_aliased_disk_blur_matches_naive_stages(radius, sigma):
+    # the documented order: Gaussian along W, disk, Gaussian along H, each
+    # stage a direct correlation with replicate borders
+    from structnoise.sources.corruptions import _disk_blur, _gaussian_kernel1d
+
+    x = torch.rand(2, 3, 14, 17, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    k = _gaussian_kernel1d(sigma, "cpu").double()
+    expected = _naive_conv_replicate(x, k[None, :])
+    expected = _naive_conv_replicate(expected, _disk(radius))
+    expected = _naive_conv_replicate(expected, k[:, None])
+    torch.testing.assert_close(_disk_blur(x, radius, sigma), expected)
+
+
 def test_separable_blur_matches_naive():
     from structnoise.sources.corruptions import _gaussian_kernel1d, _separable
 

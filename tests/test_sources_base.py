@@ -85,3 +85,39 @@ def test_a_source_returning_its_input_gives_a_copy():
     torch.testing.assert_close(out, X)
     out += 1.0
     assert X.max() <= 1.0  # the caller's images are untouched
+
+
+class _InRangeButNaN(ModificationSource):
+    """Claims its values are in range (the cheap NaN-only check) and returns a NaN."""
+
+    _output_in_range = True
+
+    def __init__(self, batch_size=256):
+        self.batch_size = batch_size
+
+    def _generate_batch(self, state, X, y, *, index, rows):
+        out = 1 - X
+        out[0, 0, 0, 0] = float("nan")
+        return out
+
+
+def test_a_source_keeping_its_range_still_gets_its_nan_images_replaced():
+    X = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(RuntimeWarning, match="NaN"):
+        out = _InRangeButNaN().generate(None, X)
+    torch.testing.assert_close(out[0], X[0])          # the clean image
+    torch.testing.assert_close(out[1:], 1 - X[1:])
+
+
+def test_corruptions_claim_their_range_only_in_unit_range():
+    from structnoise.sources import Corruption
+
+    assert Corruption("fog")._output_in_range
+    assert not Corruption("fog", clip_min=-1.0, clip_max=1.0)._output_in_range
+    # and the claim holds: values in [0, 1] for every corruption
+    X = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    from structnoise.sources import CORRUPTIONS
+
+    for name in CORRUPTIONS:
+        out = Corruption(name, severity=5, random_state=0).generate(None, X)
+        assert float(out.min()) >= 0 and float(out.max()) <= 1, name

@@ -146,15 +146,12 @@ def _conv_matrix(kernel, size):
     return M
 
 
-def _separable(x, kh, kw, out=None):
-    """Apply 1-D kernels along H then W (replicate borders), batched.
-
-    ``out`` may be ``x`` itself (written after x is last read).
-    """
+def _separable(x, kh, kw):
+    """Apply 1-D kernels along H then W (replicate borders), batched."""
     h, w = x.shape[-2:]
     Mh = _conv_matrix(kh.to(x), h)
     Mw = _conv_matrix(kw.to(x), w)
-    return torch.matmul(Mh @ x, Mw.T, out=out)
+    return torch.matmul(Mh @ x, Mw.T)
 
 
 def _disk_halfwidths(radius):
@@ -163,42 +160,62 @@ def _disk_halfwidths(radius):
             for dy in range(int(math.floor(radius)) + 1)]
 
 
-def _disk_blur(x, radius):
-    """Mean over the disk of ``radius`` px around every pixel, replicate borders.
+def _disk_blur(x, radius, sigma=0.0):
+    """Mean over the disk of ``radius`` px around every pixel, replicate borders;
+    with ``sigma``, anti-aliased by a Gaussian: along W before the disk,
+    along H after it (each stage with replicate borders).
 
     Each row of a disk is a run of pixels, so the disk sum is a sum of
-    horizontal box sums (differences of one cumulative sum along W), each
-    shifted vertically: about four passes over the images per row of the
-    disk, against an FFT per image plane (5x slower on 2 cores at radius 6).
-    Replicate padding along W, then along H, equals 2-D replicate padding.
+    horizontal box sums (differences of one cumulative sum along W, one per
+    distinct run length), each shifted vertically: two passes over the
+    images per row of the disk, against an FFT per image plane (5x slower
+    on 2 cores at radius 6). The Gaussian along W, the replicate padding
+    and the cumulative sum are linear along W: one matrix product makes the
+    padded cumulative sums. The Gaussian along H and the division by the
+    disk's area are another. Together 1.2x faster than the disk by a padded
+    copy and cumsum followed by a separable Gaussian. The Gaussian commutes
+    with the disk away from the borders (8 px at radius 6, sigma 0.5); at
+    the borders, each stage replicates its own input.
     """
     n, c, h, w = x.shape
     widths = _disk_halfwidths(radius)
     R = len(widths) - 1
     planes = x.reshape(n * c, h, w)
-    # replicate R + 1 columns on the left, R on the right (a cat of expanded
-    # edges: 3x faster than F.pad's replicate mode)
-    padded = torch.cat([planes[..., :1].expand(-1, -1, R + 1), planes,
-                        planes[..., -1:].expand(-1, -1, R)], -1)
-    cums = padded.cumsum_(-1)       # cums[..., k] = sum of padded[..., :k + 1]
-    out = torch.empty_like(planes)
-    box = torch.empty_like(planes)
-    taps = 0
-    for dy, half in enumerate(widths):
+    kernel = _gaussian_kernel1d(sigma, x.device) if sigma > 0 else None
+    along_w = (torch.eye(w, dtype=x.dtype, device=x.device) if kernel is None
+               else _conv_matrix(kernel.to(x), w))                   # (w, w)
+    # padded column j = -R - 1 .. w + R - 1 is column clamp(j) of the blurred row
+    cols = torch.arange(-R - 1, w + R, device=x.device).clamp_(0, w - 1)
+    to_cums = along_w[cols].T.cumsum(1)                               # (w, w + 2R + 1)
+    # zero columns up to a multiple of 16: the product runs 1.2x faster at
+    # 48 columns than at 45 (2 cores)
+    to_cums = F.pad(to_cums, (0, -to_cums.shape[1] % 16))
+    cums = (planes.reshape(-1, w) @ to_cums).reshape(n * c, h, -1)
+
+    def box(half):
         # sum over columns col - half .. col + half of every row
-        torch.sub(cums[..., R + 1 + half:R + 1 + half + w], cums[..., R - half:R - half + w],
-                  out=box if dy else out)
-        taps += 2 * half + 1
-        if not dy:
-            continue
-        taps += 2 * half + 1
+        return cums[..., R + 1 + half:R + 1 + half + w] - cums[..., R - half:R - half + w]
+
+    # one box image per distinct run length (rows of a disk share them); the
+    # centre row's starts the sum, in its own buffer
+    boxes = {}
+    out = box(widths[0])
+    taps = 2 * widths[0] + 1
+    for dy in range(1, R + 1):
+        half = widths[dy]
+        if half not in boxes:
+            boxes[half] = box(half)
+        b = boxes[half]
+        taps += 2 * (2 * half + 1)
         k = min(dy, h)
         # row i gets box row i + dy and row i - dy, clamped to the image
-        out[:, :h - k].add_(box[:, k:])
-        out[:, h - k:].add_(box[:, h - 1:h])
-        out[:, k:].add_(box[:, :h - k])
-        out[:, :k].add_(box[:, :1])
-    return out.div_(taps).reshape(n, c, h, w)
+        out[:, :h - k].add_(b[:, k:])
+        out[:, h - k:].add_(b[:, h - 1:h])
+        out[:, k:].add_(b[:, :h - k])
+        out[:, :k].add_(b[:, :1])
+    if kernel is None:
+        return out.div_(taps).reshape(n, c, h, w)
+    return torch.matmul(_conv_matrix(kernel.to(x), h) / taps, out).reshape(n, c, h, w)
 
 
 def _gaussian_kernel1d(sigma, device):
@@ -208,12 +225,12 @@ def _gaussian_kernel1d(sigma, device):
     return (k / k.sum()).float()
 
 
-def _gaussian_blur(x, sigma, out=None):
-    """Gaussian blur with replicate borders; ``out`` may be ``x`` itself."""
+def _gaussian_blur(x, sigma):
+    """Gaussian blur with replicate borders (a new tensor: callers may clamp in place)."""
     if sigma <= 0:
-        return x.clone() if out is None else out.copy_(x)  # callers may clamp in place
+        return x.clone()
     k = _gaussian_kernel1d(sigma, x.device)
-    return _separable(x, k, k, out=out)
+    return _separable(x, k, k)
 
 
 def gaussian_blur(x, severity, g):
@@ -224,11 +241,8 @@ def gaussian_blur(x, severity, g):
 def defocus_blur(x, severity, g):
     """Disk (out-of-focus) blur, anti-aliased with a small Gaussian."""
     radius, alias = _param("defocus_blur", severity)
-    out = _disk_blur(x, max(radius * _spatial(x), 0.5))
     sigma = alias * _spatial(x)
-    if sigma > 0.05:
-        _gaussian_blur(out, sigma, out=out)  # in place: one image-sized buffer fewer
-    return out
+    return _disk_blur(x, max(radius * _spatial(x), 0.5), sigma if sigma > 0.05 else 0.0)
 
 
 def _motion_blur(x, radius, sigma, angle):
@@ -707,6 +721,12 @@ class _ImageSource(ModificationSource):
         return batches(n_samples, _SEED_BLOCK if state.seed is not None else self.batch_size)
 
     _writes_into_output = True
+
+    @property
+    def _output_in_range(self):
+        # every block is clamped to [0, 1]; mapped back to another range,
+        # rounding may step an ulp outside it
+        return self.clip_min == 0 and self.clip_max == 1
 
     def _generate_batch(self, state, X, y, *, index, rows, out=None):
         g = state.generator or _generator(block_seed(state.seed, index), X.device)
