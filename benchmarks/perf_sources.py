@@ -180,7 +180,7 @@ class _CheckedCopy(GaussianNoise):
     besides its own work (input checks, the output, the output check).
     GaussianNoise's parameters and body, without the noise."""
 
-    def _apply(self, x01, g):
+    def _apply(self, x01, g, out=None):
         return x01.clone()
 
 

@@ -275,9 +275,11 @@ def test_pixelate_equals_pooling_then_nearest_upsampling():
         for severity in range(1, 6):
             c = SEVERITY_PARAMETERS["pixelate"][severity - 1]
             small = F.adaptive_avg_pool2d(X, (max(1, int(h * c)), max(1, int(w * c))))
-            expected = F.interpolate(small, size=(h, w), mode="nearest")
-            torch.testing.assert_close(Corruption("pixelate", severity).generate(None, X),
-                                       expected.clamp(0, 1), rtol=0, atol=1e-6)
+            expected = F.interpolate(small, size=(h, w), mode="nearest").clamp(0, 1)
+            # one block (a new tensor), and blocks written into the output
+            for batch_size in (256, 6):
+                got = Corruption("pixelate", severity, batch_size=batch_size).generate(None, X)
+                torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
 
 
 def _naive_jpeg(x, quality):

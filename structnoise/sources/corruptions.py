@@ -379,14 +379,15 @@ def _pixelate_operators(size, small, x):
     return pool, up.argmax(1)
 
 
-def pixelate(x, severity, g):
+def pixelate(x, severity, g, out=None):
     """Box downsampling then nearest-neighbour upsampling.
 
     Both steps are linear along each axis. Along H the image is pooled
     first (a batched product with the small pooling matrix), along W pooled
     and upsampled at once (one product with a (W, W) matrix) on those few
     rows, and the rows are then copied out along H: the full-size image is
-    written once. 6x faster on CPU than pooling then interpolating (equal to
+    written once, into ``out`` when given (clamped to [0, 1] on the small
+    rows first). 6x faster on CPU than pooling then interpolating (equal to
     it to float rounding).
     """
     c = _param("pixelate", severity)
@@ -397,7 +398,10 @@ def pixelate(x, severity, g):
     pooled = torch.bmm(pool_h.expand(n * ch, -1, -1), planes)       # (n ch, small_h, w)
     along_w = pool_w[up_w].T                                          # (w, w): pool, copy out
     rows = (pooled.reshape(-1, w) @ along_w).reshape(n * ch, -1, w)   # (n ch, small_h, w)
-    return rows.index_select(1, up_h).reshape(n, ch, h, w)
+    if out is None:
+        return rows.index_select(1, up_h).reshape(n, ch, h, w)
+    torch.index_select(rows.clamp_(0, 1), 1, up_h, out=out.view(n * ch, h, w))
+    return out
 
 
 _JPEG_LUMA = torch.tensor([
@@ -666,6 +670,10 @@ STRENGTH_TRANSFORMS = {
 }
 
 
+#: corruptions that take ``out=`` and write their images there, clamped
+_CLAMPED_INTO_OUT = {"pixelate"}
+
+
 def _generator(seed, device):
     """A torch.Generator on ``device`` seeded with ``seed`` (a fresh seed when None)."""
     g = torch.Generator(device=device)
@@ -692,7 +700,13 @@ _IMAGE_SOURCE_CONSTRAINTS = {
 class _ImageSource(ModificationSource):
     """Shared body: validate, rescale to [0, 1], apply in batches, map back."""
 
-    def _apply(self, x01, g):
+    def _apply(self, x01, g, out=None):
+        """The modified images (new tensors, values in [0, 1] once clamped).
+
+        With ``out`` (the block's place in the output, same dtype), an
+        implementation may instead write them there already clamped and
+        return ``out``: one pass over the images fewer.
+        """
         raise NotImplementedError
 
     def _check_images(self, X):
@@ -733,12 +747,14 @@ class _ImageSource(ModificationSource):
         x01 = X.to(state.dtype)
         if not state.unit:  # the usual [0, 1] range needs no rescaling
             x01 = (x01 - state.lo) / state.span
-        mod = self._apply(x01, g)
-        if out is None or out.dtype != mod.dtype:
+        if out is not None and out.dtype != x01.dtype:
+            out = None  # another dtype: the template casts and stores the block
+        mod = self._apply(x01, g, out=out)
+        if out is None:
             # the corruption functions return new tensors, never views of
             # the input, so clamping in place leaves X untouched
             out = mod.clamp_(0, 1)
-        else:
+        elif mod is not out:
             torch.clamp(mod, 0, 1, out=out)  # clamp and store in one pass
         return out if state.unit else out.mul_(state.span).add_(state.lo)
 
@@ -818,9 +834,11 @@ class Corruption(_ImageSource):
                     f"strength must be in ({lo}, {hi}] (the paper's s, 0.2-2.0); got "
                     f"{self.strength!r}.")
 
-    def _apply(self, x01, g):
+    def _apply(self, x01, g, out=None):
         if self.strength is not None:
             return STRENGTH_TRANSFORMS[self.name](x01, float(self.strength), g)
+        if out is not None and self.name in _CLAMPED_INTO_OUT:
+            return CORRUPTIONS[self.name](x01, int(self.severity), g, out=out)
         return CORRUPTIONS[self.name](x01, int(self.severity), g)
 
 
@@ -866,6 +884,6 @@ class GaussianNoise(_ImageSource):
         self.batch_size = batch_size
         self.verbose = verbose
 
-    def _apply(self, x01, g):
+    def _apply(self, x01, g, out=None):
         span = float(self.clip_max - self.clip_min)
         return _randn(x01, g).mul_(self.std / span).add_(x01)
