@@ -3,7 +3,7 @@
 * :func:`poisson_capped` draws ``min(Poisson(lam), cap)``. ``torch.poisson``
   samples element by element in one thread: 137 ms for the 3.1M pixels of
   1000 32x32 colour images on 2 cores (shot noise, severity 3), against
-  18 ms for all of shot noise drawn here. Inversion of the distribution
+  14 ms for all of shot noise drawn here. Inversion of the distribution
   function costs four tensor passes per term; Hormann's transformed
   rejection (PTRS, numpy's algorithm) takes means from 10 up when the cap
   or the means are too large for inversion. The cap is what shot noise
@@ -12,7 +12,8 @@
   SFC64 generator seeded by the torch generator: 2.3x faster than
   ``torch.rand`` (torch's CPU generator is a single-threaded Mersenne
   Twister making one 32-bit number per float; SFC64 makes 64 bits, two
-  floats, per step). Shot noise spends a third of its time drawing them.
+  floats, per step). With ``torch.rand``, shot noise spent a third of its
+  time drawing them.
 * :func:`normal` draws standard normals from those uniforms by Box-Muller,
   as ``torch.randn`` does on CPU from its own: 1.3x faster than it.
 * :func:`bernoulli_positions` lists the successes of ``n`` Bernoulli(p)
