@@ -2,6 +2,7 @@
 
 import csv
 import ctypes
+import gc
 import os
 import platform
 import time
@@ -42,26 +43,19 @@ def pin_malloc():
 MALLOC = pin_malloc()
 
 
-def best_of(fn, repeats=3, warmup=1):
-    """Minimum wall time of ``fn()`` over ``repeats`` runs (after warm-up).
-
-    The minimum is the least noisy statistic on a shared machine.
-    """
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def interleaved(fns, repeats=3, warmup=1, settle=0.0):
     """Time several functions in alternation; minimum time of each.
 
     Alternating ours / reference inside one loop means a burst of load from
     another process on the machine hits both sides alike.
+
+    The garbage collector is off while timing (as in ``timeit``) and runs
+    between rounds, whose order rotates. With it on, a call pays for
+    collecting the cycles the call before it left: raw ART's SquareAttack
+    and ours on the same CNN took 0.93 s when timed first in each round and
+    1.10 s when timed second, whichever side it was. A call right after a
+    collection starts with cold caches, hence the rotation: each side's
+    minimum comes from a round where it did not follow the collection.
 
     ``settle`` seconds of sleep precede every timed call. Sides that run in
     different thread pools need it: numpy and scipy each load their own
@@ -71,17 +65,26 @@ def interleaved(fns, repeats=3, warmup=1, settle=0.0):
     LedoitWolf at 10000 x 256 float32 took 23 ms in alternation with scipy's
     BLAS, 15 ms after a 0.2 s pause, 15 ms alone).
     """
+    names = list(fns)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if settle:
-                time.sleep(settle)
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+    times = {name: [] for name in names}
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(repeats):
+            gc.collect()
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                if settle:
+                    time.sleep(settle)
+                t0 = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t0)
+    finally:
+        if was_enabled:
+            gc.enable()
     return {name: min(ts) for name, ts in times.items()}
 
 

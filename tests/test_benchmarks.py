@@ -116,3 +116,25 @@ def test_benchmarks_pin_the_allocator_and_say_so(monkeypatch):
     assert "pinned" in _common.MALLOC or "glibc" not in _common.MALLOC
     monkeypatch.setenv("STRUCTNOISE_BENCH_MALLOC", "default")
     assert _common.pin_malloc() == "glibc malloc, default thresholds"
+
+
+def test_interleaved_rotates_the_order_and_times_with_the_collector_off():
+    # what each timed call sees, not how long it takes
+    import gc
+
+    import _common
+
+    calls, collector = [], []
+
+    def side(name):
+        def fn():
+            calls.append(name)
+            collector.append(gc.isenabled())
+        return fn
+
+    t = _common.interleaved({"a": side("a"), "b": side("b"), "c": side("c")},
+                            repeats=3, warmup=1)
+    assert set(t) == {"a", "b", "c"} and all(v >= 0 for v in t.values())
+    # warm-up once each, then rounds abc, bca, cab: every side leads one round
+    assert calls == ["a", "b", "c"] + ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert collector[3:] == [False] * 9 and gc.isenabled()
