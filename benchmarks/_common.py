@@ -49,13 +49,14 @@ def interleaved(fns, repeats=3, warmup=1, settle=0.0):
     Alternating ours / reference inside one loop means a burst of load from
     another process on the machine hits both sides alike.
 
-    The garbage collector is off while timing (as in ``timeit``) and runs
-    between rounds, whose order rotates. With it on, a call pays for
-    collecting the cycles the call before it left: raw ART's SquareAttack
-    and ours on the same CNN took 0.93 s when timed first in each round and
-    1.10 s when timed second, whichever side it was. A call right after a
-    collection starts with cold caches, hence the rotation: each side's
-    minimum comes from a round where it did not follow the collection.
+    The garbage collector is off from the first timed call to the last (as
+    in ``timeit``), and the order of the sides rotates from round to round.
+    With it on, a call pays for collecting the cycles the call before it
+    left: raw ART's SquareAttack and ours on the same CNN took 0.93 s when
+    timed first in each round and 1.10 s when timed second, whichever side
+    it was. Collecting between calls instead evicts the caches: ours
+    corrupting 1000 images, timed right after a collection, took 1.4x as
+    long.
 
     ``settle`` seconds of sleep precede every timed call. Sides that run in
     different thread pools need it: numpy and scipy each load their own
@@ -74,7 +75,6 @@ def interleaved(fns, repeats=3, warmup=1, settle=0.0):
     gc.disable()
     try:
         for r in range(repeats):
-            gc.collect()
             k = r % len(names)
             for name in names[k:] + names[:k]:
                 if settle:
@@ -85,6 +85,7 @@ def interleaved(fns, repeats=3, warmup=1, settle=0.0):
     finally:
         if was_enabled:
             gc.enable()
+        gc.collect()
     return {name: min(ts) for name, ts in times.items()}
 
 
