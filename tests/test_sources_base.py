@@ -121,3 +121,43 @@ def test_corruptions_claim_their_range_only_in_unit_range():
     for name in CORRUPTIONS:
         out = Corruption(name, severity=5, random_state=0).generate(None, X)
         assert float(out.min()) >= 0 and float(out.max()) <= 1, name
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_bit_range_check_agrees_with_the_float_minimum_and_maximum(dtype):
+    # naive reference: aminmax on the floats, finite and inside [lo, hi]
+    from structnoise.sources._utils import _bits_within
+
+    rng = np.random.default_rng(0)
+    specials = [0.0, -0.0, 1.0, 1.0 + 1e-6, 1.0 + 1e-5, 1.0 + 2e-5, -1e-6, -1e-5, -2e-5,
+                1e-8, 0.5, 2.0, float("nan"), float("inf"), -float("inf"), 254.9, 255.0]
+    for lo, hi in [(0.0, 1.0), (-1e-5, 1.0 + 1e-5), (0.25, 0.75), (0.0, 255.00255), (1e-5, 1.0)]:
+        for _ in range(40):
+            values = rng.uniform(0, 1, 50).tolist() + \
+                rng.choice(specials, rng.integers(0, 3)).tolist()
+            X = torch.tensor(values, dtype=torch.float64).to(dtype)
+            wide = X.double()
+            inside = bool(torch.isfinite(wide).all()) and float(wide.min()) >= lo \
+                and float(wide.max()) <= hi
+            fast = _bits_within(X, lo, hi)
+            # never a false "inside"; a miss only where a sign bit is set
+            # (negatives, -0.0), which the float check then looks at
+            assert not fast or inside, (lo, hi, values)
+            assert fast or not inside or bool(torch.signbit(X).any()), (lo, hi, values)
+
+
+def test_images_in_range_pass_and_outside_fail_with_the_bit_check():
+    from structnoise.sources import validate_images
+
+    X = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert validate_images(X) is not None
+    for bad, match in [(1.01, "lie in"), (-0.01, "lie in"), (float("nan"), "NaN"),
+                       (float("inf"), "NaN")]:
+        Y = X.clone()
+        Y[1, 0, 3, 3] = bad
+        with pytest.raises(ValueError, match=match):
+            validate_images(Y)
+    Y = X.clone()
+    Y[0, 0, 0, 0] = -0.0          # inside: found by the float check after the bits
+    validate_images(Y)
+    validate_images(X * 2 - 1, clip_min=-1.0, clip_max=1.0)
