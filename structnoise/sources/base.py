@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._utils import batches, progress, validate_images, validate_labels
+from ._utils import _bits_within, batches, progress, validate_images, validate_labels
 
 __all__ = ["ModificationSource"]
 
@@ -48,10 +48,6 @@ class ModificationSource(BaseEstimator):
     #: output for its block: writing there (and returning it) saves a copy
     #: of every block
     _writes_into_output = False
-    #: True when every value :meth:`_generate_batch` returns is inside
-    #: ``[clip_min, clip_max]`` or NaN: the output check then looks for NaN
-    #: alone, with one sum (3x faster than the minimum and maximum)
-    _output_in_range = False
 
     def generate(self, model, X, y=None):
         """Return modified copies of the images ``X``.
@@ -173,10 +169,10 @@ def _checked_output(source, out, X):
     """Finite images inside the clip range, whatever the source did."""
     if not isinstance(out, torch.Tensor):
         return out
-    if source._output_in_range and math.isfinite(float(out.sum())):
-        return out  # a NaN would have made the sum NaN
     lo = float(getattr(source, "clip_min", 0.0))
     hi = float(getattr(source, "clip_max", 1.0))
+    if lo >= 0 and _bits_within(out, lo, hi):
+        return out  # finite and in range, by the fast check on the bits
     # one pass over the output: NaN propagates into the minimum and maximum,
     # and an infinity becomes one of them; only then look image by image
     lo_out, hi_out = (float(v) for v in torch.aminmax(out))

@@ -736,12 +736,6 @@ class _ImageSource(ModificationSource):
 
     _writes_into_output = True
 
-    @property
-    def _output_in_range(self):
-        # every block is clamped to [0, 1]; mapped back to another range,
-        # rounding may step an ulp outside it
-        return self.clip_min == 0 and self.clip_max == 1
-
     def _generate_batch(self, state, X, y, *, index, rows, out=None):
         g = state.generator or _generator(block_seed(state.seed, index), X.device)
         x01 = X.to(state.dtype)
