@@ -387,8 +387,8 @@ def pixelate(x, severity, g, out=None):
     and upsampled at once (one product with a (W, W) matrix) on those few
     rows, and the rows are then copied out along H: the full-size image is
     written once, into ``out`` when given (clamped to [0, 1] on the small
-    rows first). 6x faster on CPU than pooling then interpolating (equal to
-    it to float rounding).
+    rows first). 4x faster on CPU than pooling then interpolating (1000
+    32x32 colour images, 2 cores), and equal to it to float rounding.
     """
     c = _param("pixelate", severity)
     n, ch, h, w = x.shape
