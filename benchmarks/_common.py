@@ -43,8 +43,11 @@ def pin_malloc():
 MALLOC = pin_malloc()
 
 
-def interleaved(fns, repeats=3, warmup=1, settle=0.0):
+def interleaved(fns, repeats=3, warmup=1, settle=0.0, min_seconds=0.0):
     """Time several functions in alternation; minimum time of each.
+
+    At least ``repeats`` rounds, and more until ``min_seconds`` have passed:
+    the minimum of a sub-millisecond call needs hundreds of samples.
 
     Alternating ours / reference inside one loop means a burst of load from
     another process on the machine hits both sides alike.
@@ -73,9 +76,11 @@ def interleaved(fns, repeats=3, warmup=1, settle=0.0):
     times = {name: [] for name in names}
     was_enabled = gc.isenabled()
     gc.disable()
+    start, r = time.perf_counter(), 0
     try:
-        for r in range(repeats):
+        while r < repeats or time.perf_counter() - start < min_seconds:
             k = r % len(names)
+            r += 1
             for name in names[k:] + names[:k]:
                 if settle:
                     time.sleep(settle)

@@ -90,7 +90,7 @@ def bench_wrappers(sizes, repeats):
             t = interleaved({"ours": lambda w=wrapper, m=model, X=X, y=y: w.generate(m, X, y),
                              "raw": run_raw,
                              "default": lambda w=default, m=model, X=X, y=y: w.generate(m, X, y)},
-                            repeats=repeats)
+                            repeats=repeats, min_seconds=1.0)
             rows.append({"attack": ours.__name__, "model": kind, "n_images": n,
                          "ours_s": t["ours"], "reference_s": t["raw"],
                          "overhead_ratio": t["ours"] / t["raw"],
@@ -123,7 +123,7 @@ def bench_art_wrappers(sizes, repeats):
 
             t = interleaved({"ours": lambda w=ours, m=model, X=X, y=y: w.generate(m, X, y),
                              "raw": run_raw},
-                            repeats=repeats)
+                            repeats=repeats, min_seconds=1.0)
             rows.append({"attack": type(ours).__name__, "model": kind, "n_images": n,
                          "ours_s": t["ours"], "reference_s": t["raw"],
                          "overhead_ratio": t["ours"] / t["raw"],

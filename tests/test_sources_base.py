@@ -157,3 +157,24 @@ def test_images_in_range_pass_and_outside_fail_with_the_bit_check():
     Y[0, 0, 0, 0] = -0.0          # inside: found by the float check after the bits
     validate_images(Y)
     validate_images(X * 2 - 1, clip_min=-1.0, clip_max=1.0)
+
+
+def test_parameters_are_validated_again_once_changed():
+    # validation is skipped only for the very objects last validated
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from structnoise.sources import FGSM
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    X = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    src = FGSM(eps=0.1)
+    src.generate(model, X)
+    src.generate(model, X)                  # the same objects: not checked again
+    src.set_params(eps=-1.0)
+    with pytest.raises(InvalidParameterError, match="eps"):
+        src.generate(model, X)
+    src.eps = 0.2                           # plain assignment counts too
+    assert src.generate(model, X).shape == X.shape
+    src.eps = "big"
+    with pytest.raises(InvalidParameterError, match="eps"):
+        src.generate(model, X)

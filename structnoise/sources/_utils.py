@@ -6,6 +6,7 @@ Private: sources import from here; users subclassing
 """
 
 import contextlib
+import functools
 import itertools
 import math
 import sys
@@ -92,16 +93,22 @@ def _bits_within(X, lo, hi):
     infinities above any finite bound. Only the non-negative part of the
     range is checked this way; False means "look closer", not "outside".
     """
-    lo = max(lo, 0.0)
-    if X.dtype not in _BITS or hi < lo:
+    bounds = _bit_bounds(X.dtype, max(lo, 0.0), hi)
+    if bounds is None:
         return False
-    bounds = torch.tensor([lo, hi], dtype=torch.float64).to(X.dtype)
-    # bounds rounded into the range, so no value outside it passes
-    lo_bits, hi_bits = (int(b) for b in bounds.view(_BITS[X.dtype]))
-    lo_bits += float(bounds[0]) < lo
-    hi_bits -= float(bounds[1]) > hi
     low, high = torch.aminmax(X.view(_BITS[X.dtype]))
-    return lo_bits <= int(low) and int(high) <= hi_bits
+    return bounds[0] <= int(low) and int(high) <= bounds[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _bit_bounds(dtype, lo, hi):
+    """``[lo, hi]`` as the bits of the floats of ``dtype`` inside it (None: no check)."""
+    if dtype not in _BITS or hi < lo:
+        return None
+    bounds = torch.tensor([lo, hi], dtype=torch.float64).to(dtype)
+    # bounds rounded into the range, so no value outside it passes
+    lo_bits, hi_bits = (int(b) for b in bounds.view(_BITS[dtype]))
+    return (lo_bits + (float(bounds[0]) < lo), hi_bits - (float(bounds[1]) > hi))
 
 
 def validate_labels(y, n_samples, device=None):
