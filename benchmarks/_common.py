@@ -22,11 +22,11 @@ def pin_malloc():
     the kernel, raises the threshold when such a block is freed, and returns
     heap tops above twice it: whether a tensor of a few MB reuses memory or
     faults in new pages depends on what the process freed before. The same
-    2.0 ms corruption took 1.4 ms in one process and 4.4 ms in the next
-    (measured on 2 cores, 256 32x32 colour images), enough to move any
-    ratio. Fixed thresholds (256 MB: tensors are served from the heap and
-    kept there) make the runs agree, as preloading jemalloc or tcmalloc
-    does (PyTorch's CPU performance tuning guide). Set
+    disk blur of 256 32x32 colour images took 1.4 ms in one process and
+    4.4 ms in the next (2 cores), enough to move any ratio. Fixed
+    thresholds (256 MB: tensors are served from the heap and kept there)
+    make the runs agree, as preloading jemalloc or tcmalloc does (PyTorch's
+    CPU performance tuning guide). Set
     ``STRUCTNOISE_BENCH_MALLOC=default`` to measure glibc's heuristic instead.
     """
     if os.environ.get("STRUCTNOISE_BENCH_MALLOC", "pinned") == "default":
