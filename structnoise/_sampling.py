@@ -72,8 +72,8 @@ def uniform(shape, generator, *, dtype=torch.float32, device=None):
     >>> bool(u.min() >= 0), bool(u.max() < 1), abs(float(u.mean()) - 0.5) < 0.01
     (True, True, True)
     """
-    device = torch.device(device if device is not None else generator.device)
-    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+    device = _device(generator, device)
+    if not _on_sfc64(device, dtype):
         return torch.rand(shape, generator=generator, dtype=dtype, device=device)
     numel = math.prod(shape)
     bits = np.random.SFC64(int(torch.randint(0, 2**63 - 1, (), generator=generator)))
@@ -120,8 +120,8 @@ def normal(shape, generator, *, dtype=torch.float32, device=None):
     >>> abs(float(z.mean())) < 0.01, abs(float(z.std()) - 1) < 0.01
     (True, True)
     """
-    device = torch.device(device if device is not None else generator.device)
-    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+    device = _device(generator, device)
+    if not _on_sfc64(device, dtype):
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)
     numel = math.prod(shape)
     pairs = (numel + 1) // 2
@@ -133,6 +133,16 @@ def normal(shape, generator, *, dtype=torch.float32, device=None):
     torch.mul(radius, torch.cos(angle), out=z[:pairs])
     torch.mul(radius, angle.sin_(), out=z[pairs:])
     return z[:numel].view(shape)
+
+
+def _device(generator, device):
+    return torch.device(device if device is not None else generator.device)
+
+
+def _on_sfc64(device, dtype):
+    """Whether :func:`uniform` (and so :func:`normal`) draws from SFC64 here,
+    rather than falling back to torch's own sampler."""
+    return device.type == "cpu" and dtype in (torch.float32, torch.float64)
 
 
 def _uniform(like, generator):
