@@ -198,8 +198,8 @@ def _inversion(lam, cap, generator, lam_max=None):
     The count is the number of ``j`` in ``0 .. cap - 1`` with ``F(j) < U``
     for one uniform ``U``, kept as ``U - F(j)`` and updated in place: four
     passes over the tensor per term. The loop ends at the first ``j`` where
-    even the largest mean has ``F(j)`` above the largest uniform torch can
-    draw (``F(j)`` falls as the mean grows), so no draw is left unplaced.
+    even the largest mean has ``F(j)`` above the largest uniform
+    :func:`uniform` can draw (``F(j)`` falls as the mean grows), so no draw is left unplaced.
     (Going on with the unplaced draws only does not pay on a CPU: finding
     them costs more than 30 passes.) Means up to :data:`_INVERSION_UP_TO`.
     """
@@ -207,7 +207,7 @@ def _inversion(lam, cap, generator, lam_max=None):
     if lam.numel() == 0:
         return rest
     lam_max = float(lam.max()) if lam_max is None else lam_max
-    # the largest uniform torch draws in float32 (1 - 2^-24): as good a bound
+    # the largest uniform uniform() draws in float32 (1 - 2^-24): as good a bound
     # as the draws' own maximum, without a pass over them; in float64 a tail
     # of 2^-50 is left out (Python's sum of the terms may never reach 1 - 2^-53)
     stop = _inversion_steps(lam_max, 1.0 - max(torch.finfo(lam.dtype).eps / 2, 2.0**-50), cap)
