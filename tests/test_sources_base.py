@@ -127,19 +127,23 @@ def test_bit_range_check_agrees_with_the_float_minimum_and_maximum(dtype):
     rng = np.random.default_rng(0)
     specials = [0.0, -0.0, 1.0, 1.0 + 1e-6, 1.0 + 1e-5, 1.0 + 2e-5, -1e-6, -1e-5, -2e-5,
                 1e-8, 0.5, 2.0, float("nan"), float("inf"), -float("inf"), 254.9, 255.0]
-    for lo, hi in [(0.0, 1.0), (-1e-5, 1.0 + 1e-5), (0.25, 0.75), (0.0, 255.00255), (1e-5, 1.0)]:
+    # (lo, hi, tol): the checked range is [lo - tol, hi + tol]
+    for lo, hi, tol in [(0.0, 1.0, 0.0), (0.0, 1.0, 1e-5), (0.25, 0.75, 0.0),
+                        (0.0, 255.0, 0.00255), (1e-5, 1.0, 0.0)]:
         for _ in range(40):
             values = rng.uniform(0, 1, 50).tolist() + \
                 rng.choice(specials, rng.integers(0, 3)).tolist()
             X = torch.tensor(values, dtype=torch.float64).to(dtype)
             wide = X.double()
-            inside = bool(torch.isfinite(wide).all()) and float(wide.min()) >= lo \
-                and float(wide.max()) <= hi
-            fast = _bits_within(X, lo, hi)
+            inside = bool(torch.isfinite(wide).all()) and float(wide.min()) >= lo - tol \
+                and float(wide.max()) <= hi + tol
+            fast = _bits_within(X, lo, hi, tol)
             # never a false "inside"; a miss only where a sign bit is set
             # (negatives, -0.0), which the float check then looks at
             assert not fast or inside, (lo, hi, values)
             assert fast or not inside or bool(torch.signbit(X).any()), (lo, hi, values)
+    # a range reaching below zero gets no bit check: "look closer" at once
+    assert not _bits_within(torch.rand(10, dtype=dtype), -1.0, 1.0)
 
 
 def test_images_in_range_pass_and_outside_fail_with_the_bit_check():

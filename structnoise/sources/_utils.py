@@ -63,8 +63,7 @@ def validate_images(X, clip_min=0.0, clip_max=1.0):
     if Xt.shape[0] == 0:
         raise ValueError("X holds no images (N=0).")
     tol = 1e-5 * max(1.0, abs(clip_max - clip_min))
-    # images of a non-negative range: first the fast check on the bits
-    if clip_min >= 0 and _bits_within(Xt, clip_min - tol, clip_max + tol):
+    if _bits_within(Xt, clip_min, clip_max, tol):
         return Xt
     # one pass for both checks: NaN propagates into the minimum and maximum,
     # and an infinity becomes one of them
@@ -83,8 +82,8 @@ _BITS = {torch.float64: torch.int64, torch.float32: torch.int32,
          torch.float16: torch.int16, torch.bfloat16: torch.int16}
 
 
-def _bits_within(X, lo, hi):
-    """True when every value of ``X`` is surely finite and in ``[lo, hi]``.
+def _bits_within(X, lo, hi, tol=0.0):
+    """True when every value of ``X`` is surely finite and in ``[lo - tol, hi + tol]``.
 
     Non-negative floats order as their bit patterns read as signed
     integers, and an integer minimum and maximum is one pass, 2.3x faster
@@ -92,8 +91,12 @@ def _bits_within(X, lo, hi):
     negative value (-0.0 included) reads as a negative integer, NaN and the
     infinities above any finite bound. Only the non-negative part of the
     range is checked this way; False means "look closer", not "outside".
+    A range with ``lo < 0`` gets no such check (valid values may be
+    negative): False at once, without a pass.
     """
-    bounds = _bit_bounds(X.dtype, max(lo, 0.0), hi)
+    if lo < 0:
+        return False
+    bounds = _bit_bounds(X.dtype, max(lo - tol, 0.0), hi + tol)
     if bounds is None:
         return False
     low, high = torch.aminmax(X.view(_BITS[X.dtype]))

@@ -184,7 +184,7 @@ def _checked_output(source, out, X):
         return out
     lo = float(getattr(source, "clip_min", 0.0))
     hi = float(getattr(source, "clip_max", 1.0))
-    if lo >= 0 and _bits_within(out, lo, hi):
+    if _bits_within(out, lo, hi):
         return out  # finite and in range, by the fast check on the bits
     # one pass over the output: NaN propagates into the minimum and maximum,
     # and an infinity becomes one of them; only then look image by image
