@@ -12,7 +12,7 @@ from numbers import Integral
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["block_seed", "derive_seed", "layer_seeds", "seed_of", "torch_seeded"]
+__all__ = ["block_seed", "derive_seed", "layer_seeds", "scoped_seed", "seed_of", "torch_seeded"]
 
 
 def derive_seed(base, *keys):
@@ -153,3 +153,33 @@ def torch_seeded(seed, device):
         yield
     finally:
         generator.set_state(state)
+
+
+@contextlib.contextmanager
+def scoped_seed(seed, device="cpu"):
+    """Seed torch's CPU generator, and ``device``'s when it is another, inside the block only.
+
+    Everything torch draws from its default generators in the block (a
+    DataLoader's shuffle, ``reset_parameters``, a noise draw) follows
+    ``seed``; the generators are restored on exit, so the caller's global
+    stream is neither seeded nor advanced. Inside, the draws are those that
+    ``torch.manual_seed(seed)`` would give.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise._random import scoped_seed
+    >>> with scoped_seed(0):
+    ...     a = torch.rand(2)
+    >>> with scoped_seed(0):
+    ...     b = torch.rand(2)
+    >>> bool((a == b).all())
+    True
+    """
+    device = torch.device(device)
+    with torch_seeded(seed, "cpu"):
+        if device.type == "cuda":
+            with torch_seeded(seed, device):
+                yield
+        else:
+            yield

@@ -7,15 +7,8 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from .sources._utils import (
-    batches,
-    module_device,
-    module_dtype,
-    progress,
-    resolve_module,
-    validate_images,
-    validate_labels,
-)
+from ._inference import batches, module_device, module_dtype, progress, resolve_module
+from ._validation import validate_images, validate_labels
 from .sources.base import ModificationSource
 
 __all__ = ["ActivationPairs", "capture_activations", "check_layers", "layer_names", "uncompiled"]

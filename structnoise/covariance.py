@@ -34,6 +34,7 @@ __all__ = [
     "MomentAccumulator",
     "ledoit_wolf",
     "oas",
+    "shrinkage_intensity",
     "shrunk_from_moments",
     "check_covariance_memory",
 ]
@@ -508,11 +509,34 @@ def _shifted_norm4(norm4, tMt, tv, T, trace, ts, n):
     return norm4 + 4.0 * tMt + n * T * T + 4.0 * tv + 2.0 * T * trace + 4.0 * T * ts
 
 
-def _shrinkage_intensity(method, n, d, trace, frob2, norm4):
-    """Ledoit-Wolf / OAS intensity, as scikit-learn computes it.
+def shrinkage_intensity(method, n, d, trace, frob2, norm4):
+    """Ledoit-Wolf / OAS shrinkage intensity from moments, as scikit-learn computes it.
 
-    ``trace`` and ``frob2`` are those of the empirical covariance ``S``;
-    ``norm4`` is ``sum_k ||y_k||**4`` of the centred rows.
+    Parameters
+    ----------
+    method : {"ledoit_wolf", "oas"}
+        The estimator.
+    n : int
+        Number of samples.
+    d : int
+        Number of features.
+    trace : float
+        Trace of the empirical covariance ``S``.
+    frob2 : float
+        Squared Frobenius norm of ``S``.
+    norm4 : float
+        ``sum_k ||y_k||**4`` of the centred rows (Ledoit-Wolf only).
+
+    Returns
+    -------
+    shrinkage : float
+        The intensity in [0, 1].
+
+    Examples
+    --------
+    >>> from structnoise.covariance import shrinkage_intensity
+    >>> shrinkage_intensity("oas", n=10, d=2, trace=2.0, frob2=2.0, norm4=0.0)
+    1.0
     """
     mu = trace / d
     if method == "ledoit_wolf":
@@ -577,7 +601,7 @@ def shrunk_from_moments(moments, shrinkage, *, overwrite=False):
                 )
             flat = M.reshape(-1)
             frob2 = float(flat @ flat) / (n * n)  # ||S||_F^2 without a d x d temporary
-            s = _shrinkage_intensity(shrinkage, n, d, trace, frob2, moments["norm4"])
+            s = shrinkage_intensity(shrinkage, n, d, trace, frob2, moments["norm4"])
     else:
         s = 0.0 if shrinkage is None else float(shrinkage)
     mu = trace / d

@@ -5,15 +5,15 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from scipy import linalg
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from ._param_validation import Interval, RealNotInt, StrOptions, fit_context
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._random import seed_of
 from .covariance import (
     MomentAccumulator,
-    _shrinkage_intensity,
+    shrinkage_intensity,
     check_covariance_memory,
     shrunk_from_moments,
 )
@@ -174,7 +174,7 @@ def _randomized_eigen(delta, rank, shrinkage, reg_covar, assume_centered, random
     diag_S = np.einsum("ij,ij->j", Dc, Dc, dtype=np.float64) / n
     trace_S = float(sq.sum()) / n
     if isinstance(shrinkage, str):
-        s = 0.0 if d == 1 else _shrinkage_intensity(
+        s = 0.0 if d == 1 else shrinkage_intensity(
             shrinkage, n, d, trace_S, _frobenius2(Dc) / (n * n), float(np.sum(sq * sq)))
     else:
         s = 0.0 if shrinkage is None else float(shrinkage)
@@ -453,7 +453,7 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the noise covariance from paired activations.
 
@@ -485,7 +485,7 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         # replaces the fitted state only once the new noise is built
         return self._partial_fit(delta, d, None)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Add a batch of pairs; after all batches this equals ``fit`` on all.
 
@@ -510,6 +510,48 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
                 "svd_solver='randomized' needs all the deltas at once: call fit, or use "
                 "svd_solver='covariance_eigh' (or 'auto') to stream with partial_fit.")
         return self._partial_fit(delta, d, getattr(self, "_accumulator", None))
+
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit_isotropic(self, n_features, variance=1.0):
+        """Isotropic noise for ``n_features`` units, without data: the trace-matched baseline.
+
+        The covariance is ``variance * I`` before trace scaling, so with a
+        ``trace_scale`` t it is ``t * I`` whatever ``variance`` is: the
+        paper's "Identity" condition, of the same total variance as any
+        structured noise scaled to t.
+
+        Parameters
+        ----------
+        n_features : int
+            The layer's (flattened) width ``d``.
+        variance : float, default=1.0
+            Per-unit variance before trace scaling.
+
+        Returns
+        -------
+        self : StructuredNoiseFitter
+            Fitted, with ``n_samples_seen_ = 0``, ``shrinkage_ = 0`` and a zero
+            ``location_``.
+
+        Examples
+        --------
+        >>> from structnoise import StructuredNoiseFitter
+        >>> noise = StructuredNoiseFitter(structure="isotropic", trace_scale=2.0)
+        >>> float(noise.fit_isotropic(3).covariance_[0, 0])
+        2.0
+        """
+        if self.structure != "isotropic":
+            raise ValueError(f"fit_isotropic builds isotropic noise; this fitter's structure is "
+                             f"{self.structure!r}. Set structure='isotropic'.")
+        if not isinstance(n_features, Integral) or isinstance(n_features, bool) \
+                or n_features < 1:
+            raise ValueError(f"n_features must be a positive integer; got {n_features!r}.")
+        if not isinstance(variance, Real) or not np.isfinite(variance) or variance <= 0:
+            raise ValueError(f"variance must be a positive number; got {variance!r}.")
+        d = int(n_features)
+        self.__dict__.pop("_accumulator", None)  # nothing to stream on from
+        self._set_noise(_Estimate(np.full(d, float(variance))), 0.0, np.zeros(d), d, 0)
+        return self
 
     def _accumulate(self, acc, delta, d):
         """Add deltas to ``acc`` (a new one when None); returns it."""

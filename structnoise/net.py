@@ -15,11 +15,11 @@ from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
-from ._random import layer_seeds
+from ._random import derive_seed, layer_seeds, seed_of
 from .activations import ActivationPairs, check_layers, layer_names, uncompiled
 from .callbacks import LearnNoise
 from .fitters import StructuredNoiseFitter
-from .sources._utils import stacked_draws
+from ._inference import stacked_draws
 from .sources.base import ModificationSource
 
 __all__ = ["NoisyNeuralNetClassifier", "NoiseHook"]
@@ -161,7 +161,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         (its noise included); the modified images replace the clean ones.
     train_source_ratio : float in (0, 1], default=1.0
         Fraction of each batch replaced (ART's adversarial training
-        ``ratio``); the rows are drawn with torch's global generator.
+        ``ratio``); the rows are drawn from the net's own generator, seeded
+        from ``train_source.random_state`` (fresh entropy when it is None).
     noise_ensemble : int, default=1
         Noise draws averaged (in the logits) by ``predict``,
         ``predict_proba``, ``score`` and every scorer, in one stacked pass;
@@ -235,15 +236,24 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in _own_params()}
         if own:
             BaseEstimator.set_params(self, **own)
-        # routed ``noise__*`` values reach the fitters at the next fit (nothing
-        # to re-initialise now, which skorch would ask of a routed component)
-        routed = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("noise__")}
-        if routed:
-            vars(self).update(routed)
-            self._params_to_validate.update(routed)
-            self._validate_params()
+        # routed ``noise__*`` values are virtual parameters (see
+        # initialize_virtual_params): skorch stores them, and the fitters take
+        # them at the next fit
         super().set_params(**kwargs)
         self._sync_control()
+        return self
+
+    def initialize_virtual_params(self):
+        """skorch's virtual parameters, plus ``noise__*``: routed to the fitters.
+
+        A routed ``noise__structure="isotropic"`` is stored on the net and
+        reaches the fitters at the next fit. "noise" is no module, criterion
+        or optimizer, so setting it re-initialises nothing; skorch's route for
+        such a value is a virtual parameter (as it does for ``lr`` and
+        ``optimizer__*``).
+        """
+        super().initialize_virtual_params()
+        self.virtual_params_["noise__*"] = _store_routed_param
         return self
 
     def _sync_control(self):
@@ -281,6 +291,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             self._unfreeze()
             self.noise_ = {}
             self.noise_phase_started_ = False
+            self.__dict__.pop("_augment_rng", None)
         return super().fit(X, y, **fit_params)
 
     # the hooks live in module_, which skorch pickles on its own: take them
@@ -295,6 +306,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             if had_noise:
                 self._install_noise(self.noise_)
         state["noise_hooks_"] = []
+        state.pop("_augment_rng", None)  # a torch.Generator does not pickle; drawn anew
         return state
 
     def __setstate__(self, state):
@@ -466,8 +478,9 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                     f"layer's activations have {widths[name]} features.")
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """Train (see :meth:`skorch.NeuralNet.partial_fit`), checking noise first."""
+        """Train (see :meth:`skorch.NeuralNet.partial_fit`), checking noise and input first."""
         self._check_noise_params()
+        _check_finite(X)
         if not self.initialized_:
             self.initialize()
         # skorch threads its routing marker and fit_loop's ``epochs`` through
@@ -512,13 +525,30 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         k = int(round(float(self.train_source_ratio) * n))
         if k == 0:
             return Xi
-        rows = torch.randperm(n)[:k].to(Xi.device)
+        rows = torch.randperm(n, generator=self._augment_generator())[:k].to(Xi.device)
         labels = yi if isinstance(yi, torch.Tensor) else torch.as_tensor(yi)
         modified = self.train_source.generate(self.module_, Xi[rows], labels[rows.cpu()])
         out = Xi.clone()
         out[rows] = modified.to(out.device, out.dtype)
         self._set_training(True)  # the source restores the mode; be explicit
         return out
+
+    def _augment_generator(self):
+        """The generator of the rows to modify: seeded from ``train_source.random_state``.
+
+        Its own CPU generator, so the rows neither read nor advance torch's
+        global stream; a fresh ``fit`` starts it again (same seed, same rows).
+        """
+        generator = self.__dict__.get("_augment_rng")
+        if generator is None:
+            generator = torch.Generator()
+            seed = seed_of(getattr(self.train_source, "random_state", None))
+            if seed is None:
+                generator.seed()  # no random_state: fresh entropy, as scikit-learn does
+            else:
+                generator.manual_seed(derive_seed(seed, "augment-rows"))
+            self._augment_rng = generator
+        return generator
 
     def get_all_learnable_params(self):
         """The parameters the optimizer sees: only those that still train.
@@ -791,3 +821,32 @@ def _is_fitted(estimator):
         return True
     except NotFittedError:
         return False
+
+
+def _store_routed_param(net, key, value):
+    """A ``noise__*`` value set on an initialized net: kept for the fitters' next fit."""
+    setattr(net, key, value)
+
+
+def _check_finite(X):
+    """Refuse images with NaN or infinite values before any training.
+
+    Trained on, one NaN pixel turns the loss into NaN and every prediction
+    into class 0, silently. Arrays and tensors of floats are checked; other
+    inputs (dicts, datasets) are skorch's to validate.
+    """
+    if isinstance(X, torch.Tensor):
+        if not X.is_floating_point():
+            return
+        bad = int((~torch.isfinite(X.detach())).sum())
+    elif isinstance(X, np.ndarray):
+        if not np.issubdtype(X.dtype, np.floating):
+            return
+        bad = int(X.size - np.count_nonzero(np.isfinite(X)))
+    else:
+        return
+    if bad:
+        raise ValueError(
+            f"X holds {bad} non-finite value(s) (NaN or infinity); the network would train "
+            "to a NaN loss. Expected finite images (N, C, H, W), e.g. in [0, 1]: drop or "
+            "repair the images with missing values first.")

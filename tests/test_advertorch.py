@@ -29,7 +29,7 @@ def test_plain_advertorch_import_fails_without_the_layer():
 def test_import_after_structnoise_in_fresh_interpreter():
     result = _run("""
         import json, sys
-        import structnoise
+        import structnoise.sources  # the compat layer comes with the sources
         import advertorch, advertorch.attacks, advertorch.defenses
         tv = sys.modules.get("torchvision")
         fake = tv is not None and getattr(tv, "__file__", None) is None
@@ -44,7 +44,7 @@ def test_import_after_structnoise_in_fresh_interpreter():
 def test_missing_torchvision_fails_only_where_needed():
     result = _run("""
         import json, torch
-        import structnoise
+        import structnoise.sources  # the compat layer comes with the sources
         from advertorch.functional import JPEGEncodingDecoding, FloatToIntSqueezing
         ok = FloatToIntSqueezing.apply(torch.rand(2, 1, 4, 4), 255, 0.0, 1.0).shape[0] == 2
         try:

@@ -3,7 +3,7 @@
 import torch
 
 from structnoise.sources import EOTLoss, EOTModel, _utils
-from structnoise.sources._utils import stacked_draws
+from structnoise._inference import stacked_draws
 
 
 class _CountingLinear(torch.nn.Linear):

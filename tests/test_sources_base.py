@@ -59,7 +59,7 @@ def test_output_keeps_the_input_dtype_and_device_and_numpy_gives_a_tensor():
 
 
 def test_attack_mode_restores_each_submodule_and_freezes_only_for_the_attack():
-    from structnoise.sources._utils import attack_mode
+    from structnoise._inference import attack_mode
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(), torch.nn.Linear(4, 2))
     model.eval()
@@ -122,7 +122,7 @@ def test_every_corruption_stays_in_the_unit_range():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_bit_range_check_agrees_with_the_float_minimum_and_maximum(dtype):
     # naive reference: aminmax on the floats, finite and inside [lo, hi]
-    from structnoise.sources._utils import _bits_within
+    from structnoise._validation import bits_within
 
     rng = np.random.default_rng(0)
     specials = [0.0, -0.0, 1.0, 1.0 + 1e-6, 1.0 + 1e-5, 1.0 + 2e-5, -1e-6, -1e-5, -2e-5,
@@ -137,13 +137,13 @@ def test_bit_range_check_agrees_with_the_float_minimum_and_maximum(dtype):
             wide = X.double()
             inside = bool(torch.isfinite(wide).all()) and float(wide.min()) >= lo - tol \
                 and float(wide.max()) <= hi + tol
-            fast = _bits_within(X, lo, hi, tol)
+            fast = bits_within(X, lo, hi, tol)
             # never a false "inside"; a miss only where a sign bit is set
             # (negatives, -0.0), which the float check then looks at
             assert not fast or inside, (lo, hi, values)
             assert fast or not inside or bool(torch.signbit(X).any()), (lo, hi, values)
     # a range reaching below zero gets no bit check: "look closer" at once
-    assert not _bits_within(torch.rand(10, dtype=dtype), -1.0, 1.0)
+    assert not bits_within(torch.rand(10, dtype=dtype), -1.0, 1.0)
 
 
 def test_images_in_range_pass_and_outside_fail_with_the_bit_check():

@@ -11,14 +11,14 @@ import platform
 import sys
 import time
 
-import pandas as pd
-import torch
-
-from .presets import PRESETS, get_preset
-from .report import summary_table, write_report
+# only the preset registry before the arguments are parsed: torch, ART and
+# advertorch load after, so --help and a mistyped option answer at once
+from .presets import PRESETS
 
 
 def _machine():
+    import torch
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{gpu}.")
@@ -64,6 +64,12 @@ def main(argv=None):
     parser.add_argument("--fresh", action="store_true",
                         help="discard the stored rows of this configuration first")
     args = parser.parse_args(argv)
+    import pandas as pd
+    import torch
+
+    from .presets import get_preset
+    from .report import summary_table, write_report
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     options = dict(device=device, data_dir=args.data_dir, n_jobs=args.n_jobs)
     if args.preset == "paper":

@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..scoring import _predict, is_stochastic
+from .._inference import predict_labels
+from ..scoring import is_stochastic
 from ..sources import LinfPGD, SquareAttack
-from ..sources._utils import validate_images, validate_labels
+from ..sources.eot import DEFAULT_EOT_SAMPLES
+from .._validation import validate_images, validate_labels
 
 __all__ = ["check_budget_to_zero", "check_more_iterations", "check_eot_stronger",
            "check_gradient_free_weaker", "check_randomness", "check_unbounded", "run_checks"]
@@ -34,7 +36,7 @@ def _data(X, y):
 def _attack_accuracy(net, source, X, y):
     """Accuracy of ``net`` on ``source``'s images of ``X`` (fresh noise draws)."""
     X_adv = source.generate(net, X, y)
-    return float(np.mean(_predict(net, X_adv) == y))
+    return float(np.mean(predict_labels(net, X_adv) == y))
 
 
 def _record(check, passed, detail, **values):
@@ -46,7 +48,7 @@ def _eot(net, eot_samples):
 
 
 def check_budget_to_zero(net, X, y, *, eps_grid=(0.1, 0.2, 0.3, 0.5), nb_iter=10,
-                         eot_samples=4, threshold=0.1, random_state=0):
+                         eot_samples=DEFAULT_EOT_SAMPLES, threshold=0.1, random_state=0):
     """Accuracy under PGD falls towards 0 as the budget grows.
 
     Parameters
@@ -59,7 +61,7 @@ def check_budget_to_zero(net, X, y, *, eps_grid=(0.1, 0.2, 0.3, 0.5), nb_iter=10
         L-infinity budgets, increasing.
     nb_iter : int, default=10
         PGD iterations.
-    eot_samples : int, default=4
+    eot_samples : int, default=DEFAULT_EOT_SAMPLES
         EOT draws for a stochastic net.
     threshold : float, default=0.1
         Accuracy the largest budget must reach.
@@ -92,7 +94,7 @@ def check_budget_to_zero(net, X, y, *, eps_grid=(0.1, 0.2, 0.3, 0.5), nb_iter=10
     return _record("budget_to_zero", passed, detail, accuracies=accs, eot_samples=k)
 
 
-def check_more_iterations(net, X, y, *, eps=0.1, nb_iter=10, factor=4, eot_samples=4,
+def check_more_iterations(net, X, y, *, eps=0.1, nb_iter=10, factor=4, eot_samples=DEFAULT_EOT_SAMPLES,
                           tol=0.02, random_state=0):
     """More PGD iterations never help the defence (accuracy does not rise).
 
@@ -108,7 +110,7 @@ def check_more_iterations(net, X, y, *, eps=0.1, nb_iter=10, factor=4, eot_sampl
         Base iterations (the other run uses ``factor`` times more).
     factor : int, default=4
         Iteration multiplier.
-    eot_samples : int, default=4
+    eot_samples : int, default=DEFAULT_EOT_SAMPLES
         EOT draws for a stochastic net.
     tol : float, default=0.02
         Allowed rise (noise of the estimate).
@@ -139,7 +141,7 @@ def check_more_iterations(net, X, y, *, eps=0.1, nb_iter=10, factor=4, eot_sampl
                    accuracies=accs, eot_samples=k)
 
 
-def check_eot_stronger(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=4, tol=0.02,
+def check_eot_stronger(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=DEFAULT_EOT_SAMPLES, tol=0.02,
                        random_state=0):
     """An EOT attack on what the net predicts with is at least as strong as a single-draw one.
 
@@ -158,7 +160,7 @@ def check_eot_stronger(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=4, tol=0.0
         L-infinity budget.
     nb_iter : int, default=10
         PGD iterations.
-    eot_samples : int, default=4
+    eot_samples : int, default=DEFAULT_EOT_SAMPLES
         EOT draws.
     tol : float, default=0.02
         Allowed excess of the EOT accuracy.
@@ -183,7 +185,7 @@ def check_eot_stronger(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=4, tol=0.0
     pgd = LinfPGD(eps=eps, nb_iter=nb_iter, eps_iter=2.5 * eps / nb_iter,
                   random_state=random_state)
     bare = getattr(net, "module_", net)
-    single = float(np.mean(_predict(net, pgd.generate(bare, X, y)) == y))
+    single = float(np.mean(predict_labels(net, pgd.generate(bare, X, y)) == y))
     eot = _attack_accuracy(net, copy.deepcopy(pgd).set_params(eot_samples=int(eot_samples)),
                            X, y)
     return _record("eot_stronger", eot <= single + tol,
@@ -193,7 +195,7 @@ def check_eot_stronger(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=4, tol=0.0
 
 
 def check_gradient_free_weaker(net, X, y, *, eps=0.1, nb_iter=10, square_iter=100,
-                               eot_samples=4, tol=0.02, random_state=0):
+                               eot_samples=DEFAULT_EOT_SAMPLES, tol=0.02, random_state=0):
     """A gradient-free attack (Square) is no stronger than white-box PGD.
 
     If Square beats PGD, the gradients mislead PGD: obfuscation.
@@ -210,7 +212,7 @@ def check_gradient_free_weaker(net, X, y, *, eps=0.1, nb_iter=10, square_iter=10
         PGD iterations.
     square_iter : int, default=100
         Square attack iterations.
-    eot_samples : int, default=4
+    eot_samples : int, default=DEFAULT_EOT_SAMPLES
         EOT draws for a stochastic net (both attacks).
     tol : float, default=0.02
         Allowed excess of the PGD accuracy.
@@ -275,7 +277,7 @@ def check_randomness(net, X, *, n_repeats=3, eot_samples=1):
     True
     """
     Xt = validate_images(X).float()
-    preds = np.stack([_predict(net, Xt) for _ in range(int(n_repeats))])
+    preds = np.stack([predict_labels(net, Xt) for _ in range(int(n_repeats))])
     changed = float(np.mean((preds != preds[0]).any(0)))
     random = changed > 0
     passed = not random or int(eot_samples) > 1
@@ -285,7 +287,7 @@ def check_randomness(net, X, *, n_repeats=3, eot_samples=1):
                    eot_samples=int(eot_samples))
 
 
-def check_unbounded(net, X, y, *, nb_iter=20, eot_samples=4, threshold=0.05, random_state=0,
+def check_unbounded(net, X, y, *, nb_iter=20, eot_samples=DEFAULT_EOT_SAMPLES, threshold=0.05, random_state=0,
                     clip_min=0.0, clip_max=1.0):
     """An unbounded attack (budget = the whole pixel range) reaches 0 accuracy.
 
@@ -297,7 +299,7 @@ def check_unbounded(net, X, y, *, nb_iter=20, eot_samples=4, threshold=0.05, ran
         Images and labels.
     nb_iter : int, default=20
         PGD iterations.
-    eot_samples : int, default=4
+    eot_samples : int, default=DEFAULT_EOT_SAMPLES
         EOT draws for a stochastic net.
     threshold : float, default=0.05
         Accuracy the attack must reach.
@@ -330,7 +332,7 @@ def check_unbounded(net, X, y, *, nb_iter=20, eot_samples=4, threshold=0.05, ran
                    eot_samples=k)
 
 
-def run_checks(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=4, square_iter=100, tol=0.02,
+def run_checks(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=DEFAULT_EOT_SAMPLES, square_iter=100, tol=0.02,
                random_state=0):
     """Every check on one network; one row per check.
 
@@ -344,7 +346,7 @@ def run_checks(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=4, square_iter=100
         The evaluation budget.
     nb_iter : int, default=10
         PGD iterations.
-    eot_samples : int, default=4
+    eot_samples : int, default=DEFAULT_EOT_SAMPLES
         EOT draws for a stochastic net.
     square_iter : int, default=100
         Square attack iterations.

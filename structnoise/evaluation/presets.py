@@ -2,18 +2,14 @@
 
 Each preset is a function returning :class:`Preset`: the experiments to run
 (one per noise layer for a layer sweep), the data, and the reductions it
-makes to the paper's protocol, which the report states.
+makes to the paper's protocol, which the report states. The library is
+imported inside the builders: the registry (:data:`PRESETS`) is what the
+command line needs to parse its arguments, before torch loads.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-
-from ..fitters import StructuredNoiseFitter
-from ..models import PaperCNN
-from ..sources import FGSM, AutoPGD, Corruption, GaussianNoise, LinfPGD, SquareAttack
-from .experiment import Experiment
 
 __all__ = ["Preset", "PRESETS", "get_preset", "paper_attacks", "PAPER_NUMBERS",
            "PAPER_MODIFICATIONS"]
@@ -99,6 +95,8 @@ def paper_attacks(eps, *, pgd_iter=100, apgd_iter=100, apgd_restarts=5, square_i
     >>> [type(a).__name__ for a in paper_attacks(0.1)]
     ['FGSM', 'LinfPGD', 'AutoPGD', 'SquareAttack']
     """
+    from ..sources import FGSM, AutoPGD, LinfPGD, SquareAttack
+
     return [FGSM(eps=eps),
             LinfPGD(eps=eps, nb_iter=pgd_iter, eps_iter=0.1, rand_init=False),
             AutoPGD(eps=eps, max_iter=apgd_iter, nb_random_init=apgd_restarts, batch_size=256),
@@ -106,6 +104,8 @@ def paper_attacks(eps, *, pgd_iter=100, apgd_iter=100, apgd_restarts=5, square_i
 
 
 def _modification(name, level):
+    from ..sources import Corruption
+
     if PAPER_MODIFICATIONS.get(name) == "strength":
         return Corruption(name, strength=float(level))
     return Corruption(name, int(level))
@@ -141,6 +141,7 @@ def _fashion(path, n_train=None, n_test=None, seed=0):
 
 def _digits28(n_train=1200, n_test=200):
     def load():
+        import torch
         import torch.nn.functional as F
 
         from ..datasets import load_digits_images
@@ -165,6 +166,9 @@ def _subset(X_train, y_train, X_test, y_test, n_train, n_test, seed):
 
 
 def _paper_net(device, ensemble=10):
+    import torch
+
+    from ..models import PaperCNN
     from ..net import NoisyNeuralNetClassifier
 
     return NoisyNeuralNetClassifier(
@@ -174,6 +178,10 @@ def _paper_net(device, ensemble=10):
 
 def _default(device="cpu", data_dir=None, n_jobs=1, **_):
     """The main job: the paper's table both ways on MNIST, reduced for 10 minutes."""
+    from ..fitters import StructuredNoiseFitter
+    from ..models import PaperCNN
+    from .experiment import Experiment
+
     n_train, n_test = 3000, 100
     load = _fashion(data_dir, n_train, n_test) if data_dir else _mnist(n_train, n_test)
     it = dict(pgd_iter=10, apgd_iter=10, apgd_restarts=1, square_iter=30)
@@ -213,6 +221,11 @@ def _default(device="cpu", data_dir=None, n_jobs=1, **_):
 def _paper(device="cpu", data_dir=None, n_jobs=1, seeds=10, n_train=None, n_test=None,
            layers=None, eps=None, modifications=None, trace_scales=None, baselines=True, **_):
     """The authors' whole protocol: hours on CPU (each option reduces it, and says so)."""
+    from ..fitters import StructuredNoiseFitter
+    from ..models import PaperCNN
+    from ..sources import GaussianNoise, LinfPGD
+    from .experiment import Experiment
+
     load = _fashion(data_dir, n_train, n_test) if data_dir else _mnist(n_train, n_test)
     eps_grid = tuple(eps) if eps else \
         (0.001,) + tuple(round(0.02 * i, 2) for i in range(1, 11))
@@ -276,6 +289,11 @@ def _paper(device="cpu", data_dir=None, n_jobs=1, seeds=10, n_train=None, n_test
 
 def _tiny(device="cpu", n_jobs=1, **_):
     """A smoke run of the default pipeline on digits (seconds)."""
+    from ..fitters import StructuredNoiseFitter
+    from ..models import PaperCNN
+    from ..sources import FGSM, LinfPGD
+    from .experiment import Experiment
+
     noise_sources = [FGSM(eps=0.1), _modification("rotate", 2.0)]
     evals = [FGSM(eps=0.1), LinfPGD(eps=0.1, nb_iter=3, eps_iter=0.1, rand_init=False),
              _modification("rotate", 1.0), _modification("rotate", 2.0)]

@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from .presets import PAPER_NUMBERS
+from .schema import ANY_SOURCE, NOISE_FREE, STANDARD
 from .views import summarise
 
 __all__ = ["CLAIMS", "claim_tables", "baseline_table", "write_report", "write_figures"]
@@ -29,7 +30,7 @@ def _cell(summary, protocol, eval_family, eval_strength, structure, noise_family
                 & np.isclose(summary.eval_strength.astype(float), eval_strength)
                 & (summary.structure == structure)]
     if structure == "isotropic":
-        s = s[s.noise_family == "any"]
+        s = s[s.noise_family == ANY_SOURCE]
     elif structure != "none":
         s = s[(s.noise_family == noise_family)
               & np.isclose(s.noise_strength.astype(float), noise_strength)]
@@ -50,7 +51,7 @@ def _fmt(cell):
 
 def _matched(results):
     """(family, strength, kind, trace_scale) of evaluations that match a noise source."""
-    noisy = results[~results.noise_family.isin(["none", "any"])]
+    noisy = results[~results.noise_family.isin([NOISE_FREE, ANY_SOURCE])]
     pairs = noisy[(noisy.noise_family == noisy.eval_family)
                   & np.isclose(noisy.noise_strength.astype(float),
                                noisy.eval_strength.astype(float))]
@@ -113,7 +114,7 @@ def _standard(results):
     """Rows of networks trained on clean images (no augmentation baseline)."""
     if "train_family" not in results:
         return results
-    return results[results.train_family == "standard"]
+    return results[results.train_family == STANDARD]
 
 
 def baseline_table(results, protocol):
@@ -140,11 +141,11 @@ def baseline_table(results, protocol):
     >>> baseline_table(pd.DataFrame(columns=COLUMNS), "paper")
     ([], [])
     """
-    if "train_family" not in results or not (results.train_family != "standard").any():
+    if "train_family" not in results or not (results.train_family != STANDARD).any():
         return [], []
-    aug = results[results.train_family != "standard"]
+    aug = results[results.train_family != STANDARD]
     combined = aug[aug.structure == "full"][["noise_family", "noise_strength"]]
-    keep = results.train_family != "standard"
+    keep = results.train_family != STANDARD
     keep |= results.structure == "none"
     if len(combined):
         fam, st = combined.iloc[0]
@@ -162,10 +163,10 @@ def baseline_table(results, protocol):
                                         "structure"])
     for tf, ts, tr, st, nf in conds.itertuples(index=False):
         part = s[(s.train_family == tf) & (s.structure == st) & (s.noise_family == nf)]
-        if tf != "standard":
+        if tf != STANDARD:
             part = part[np.isclose(part.train_strength.astype(float), ts)
                         & np.isclose(part.train_ratio.astype(float), tr)]
-        label = "standard" if tf == "standard" else f"{tf} {ts:g} (ratio {tr:g})"
+        label = STANDARD if tf == STANDARD else f"{tf} {ts:g} (ratio {tr:g})"
         cells = []
         for f, v in evals.itertuples(index=False):
             c = part[(part.eval_family == f) & ((part.eval_strength == v)
@@ -310,6 +311,10 @@ def write_figures(results, out):
     results = _standard(results)
     summary = summarise(results)
     names = []
+    # the protocols in the rows, in their order: line styles for the curves;
+    # the heatmap and the modification curves use the paper's when present
+    protocols = list(dict.fromkeys(results.eval_protocol))
+    first = "paper" if "paper" in protocols else protocols[0]
     adv_fams = [f for f in ("LinfPGD", "FGSM", "AutoPGD", "SquareAttack")
                 if (summary.eval_family == f).any()]
     if adv_fams:
@@ -319,7 +324,7 @@ def write_figures(results, out):
             s = summary[summary.eval_family == fam]
             noise_strength = s[s.noise_family == fam].noise_strength.dropna()
             for (label, st), colour in zip(_COLUMNS, ("C0", "C1", "C2", "C3"), strict=True):
-                for protocol, style in (("paper", "-"), ("eot", "--")):
+                for protocol, style in zip(protocols, ("-", "--", ":", "-."), strict=False):
                     part = s[(s.structure == st) & (s.eval_protocol == protocol)]
                     if st in ("full", "diagonal"):
                         part = part[(part.noise_family == fam) & np.isclose(
@@ -336,14 +341,16 @@ def write_figures(results, out):
             ax.set_ylim(0, 1)
         axes[0][0].set_ylabel("accuracy (ensemble)")
         axes[0][-1].legend(fontsize=6)
-        fig.suptitle("accuracy vs eps: paper protocol (solid) and EOT (dashed)", fontsize=9)
+        styles = zip(protocols, ("solid", "dashed", "dotted", "dash-dot"), strict=False)
+        fig.suptitle("accuracy vs eps: " + ", ".join(f"{p} ({st})" for p, st in styles),
+                     fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(out, "accuracy_vs_eps.png"), dpi=110)
         plt.close(fig)
         names.append("accuracy_vs_eps.png")
     if (results.eval_kind == "naturalistic").any() and \
             (results.noise_kind == "naturalistic").any():
-        table = transfer_table(results, structure="full", protocol="paper",
+        table = transfer_table(results, structure="full", protocol=first,
                                eval_kind="naturalistic")
         table.index = [f"{f} {s:g} [{st}]" if s == s else f"{f} [{st}]"
                        for f, s, st in table.index]
@@ -358,7 +365,7 @@ def write_figures(results, out):
     if mods:
         fig, axes = plt.subplots(1, len(mods), figsize=(3.6 * len(mods), 3.2), squeeze=False)
         for ax, fam in zip(axes[0], mods, strict=True):
-            s = summary[(summary.eval_family == fam) & (summary.eval_protocol == "paper")]
+            s = summary[(summary.eval_family == fam) & (summary.eval_protocol == first)]
             for label, st in _COLUMNS:
                 part = s[s.structure == st]
                 if st in ("full", "diagonal"):
@@ -480,7 +487,6 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
 def summary_table(results):
     """Mean accuracy per condition and evaluation (a compact console table)."""
     s = summarise(results)
-    s = s[s.eval_protocol.isin(["paper", "eot"])]
     s["evaluation"] = s.eval_family + " " + s.eval_strength.map(
         lambda v: "" if v != v else f"{v:g}")
     s["condition"] = s.structure + " (" + s.noise_family + s.trace_scale.map(

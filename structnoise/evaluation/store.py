@@ -1,23 +1,42 @@
-"""A resumable store of experiment rows, one directory per configuration.
+"""A crash-safe, resumable store of an experiment's results, one directory per configuration.
 
-The configuration (every parameter of the experiment, sources and network
-template included, and a fingerprint of the data) is hashed; the rows of a
-configuration live in ``<store>/<hash>/results.csv`` beside ``config.json``,
-so a changed configuration never mixes its rows with another's. Rows are
-appended a group of networks at a time (a finished network is never lost)
-and base networks' weights are cached, so a rerun computes only what is
-missing.
+The configuration (every parameter of the experiment that can change its
+results, sources and network template included, a fingerprint of the data
+and the store's format) is hashed; its results live in ``<store>/<hash>/``:
+
+``config.json``
+    a readable record of the configuration;
+``bases/seed<k>.pt``
+    each seed's base network, written as soon as it is trained;
+``networks/<key>.csv`` and ``checks/<key>.csv``
+    each network's rows and obfuscation-check records, written as soon as
+    the network is evaluated (the checks first: a network is done when its
+    rows are there).
+
+Every file is written to a temporary file in the same directory and moved
+into place with :func:`os.replace`, so a killed run leaves whole files or
+none, and loses at most the networks in flight. A file that cannot be read
+back, or is not what the plan expects, is named in a warning, removed and
+computed again.
 """
 
 import hashlib
 import json
 import os
+import tempfile
+import warnings
 
-import numpy as np
 import pandas as pd
-import torch
 
-__all__ = ["ResultStore", "config_hash"]
+from .schema import CHECK_COLUMNS, COLUMNS
+
+__all__ = ["ResultStore", "config_hash", "write_atomic", "STORE_FORMAT"]
+
+#: the layout of the files; part of the hash, so an older layout is never mixed in
+STORE_FORMAT = 2
+_TEMP_PREFIX = ".tmp-"
+#: parameters that do not change the results
+_NOT_HASHED = ("n_jobs", "verbose", "store")
 
 
 def _canonical(value):
@@ -38,7 +57,7 @@ def _canonical(value):
 
 
 def config_hash(experiment, data):
-    """Hash of an experiment's parameters and its data (12 hex digits).
+    """Hash of an experiment's parameters, its data and the store format (12 hex digits).
 
     ``n_jobs``, ``verbose`` and ``store`` do not change results and are left
     out.
@@ -66,9 +85,11 @@ def config_hash(experiment, data):
     >>> len(config_hash(E(), data))
     12
     """
+    import numpy as np
+
     params = {k: v for k, v in experiment.get_params(deep=False).items()
-              if k not in ("n_jobs", "verbose", "store")}
-    h = hashlib.sha256(_canonical(params).encode())
+              if k not in _NOT_HASHED}
+    h = hashlib.sha256(f"format {STORE_FORMAT}: {_canonical(params)}".encode())
     for arr in data:
         arr = np.ascontiguousarray(arr)
         h.update(repr((arr.shape, str(arr.dtype))).encode())
@@ -76,28 +97,79 @@ def config_hash(experiment, data):
     return h.hexdigest()[:12]
 
 
-def _key_float(v):
-    """A float as key text; None (no trace scale) is stored as NaN, so both are "nan"."""
-    if v is None:
-        return "nan"
-    v = float(v)
-    return "nan" if v != v else repr(v)
+def write_atomic(path, write):
+    """Write a file whole or not at all: ``write(fh)`` into a temporary file, then rename.
+
+    Parameters
+    ----------
+    path : str
+        The file's final path.
+    write : callable
+        Called with a binary file handle.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from structnoise.evaluation.store import write_atomic
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
+    >>> write_atomic(path, lambda fh: fh.write(b"whole"))
+    >>> open(path).read()
+    'whole'
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
-#: the columns of the obfuscation-check records
-CHECK_COLUMNS = ["seed", "noise_family", "structure", "trace_scale", "ensemble", "check",
-                 "passed", "detail", "accuracies", "eot_samples"]
+def _key_name(key):
+    """The file name of a network key (a stable digest of its text)."""
+    return hashlib.sha256(repr(tuple(key)).encode()).hexdigest()[:20]
 
 
-def _append_csv(path, frame):
-    """Append ``frame`` to ``path`` in one write (header when the file is new)."""
-    text = frame.to_csv(index=False, header=not os.path.exists(path))
-    with open(path, "a") as fh:
-        fh.write(text)
+#: the text columns: read as text (a label "1" stays "1"), missing as ""
+_TEXT = ("noise_family", "noise_label", "noise_kind", "structure", "noise_layers",
+         "train_family", "eval_family", "eval_label", "eval_kind", "eval_strength_unit",
+         "eval_protocol", "check", "detail", "accuracies")
+#: the integer columns
+_INTEGER = ("seed", "eot_samples", "eot_draws", "ensemble", "n_images")
+
+
+def _typed(frame, columns):
+    """``frame`` with exactly ``columns``, each of its type, whether built in memory or read."""
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise ValueError(f"columns {missing} are missing")
+    frame = frame[columns].copy()
+    for col in columns:
+        if col in _TEXT:
+            frame[col] = frame[col].fillna("").astype(str)
+        elif col in _INTEGER:
+            frame[col] = frame[col].astype("int64")
+        elif col == "passed":
+            frame[col] = frame[col].astype(bool)
+        else:
+            frame[col] = frame[col].astype("float64")
+    return frame.reset_index(drop=True)
+
+
+def _read_frame(path, columns):
+    frame = pd.read_csv(path, keep_default_na=False, na_values={
+        c: ["", "nan", "NaN"] for c in columns if c not in _TEXT}, dtype={
+        c: str for c in columns if c in _TEXT}, float_precision="round_trip")
+    return _typed(frame, columns)
 
 
 class ResultStore:
-    """Rows and cached weights of one configuration (in memory when ``root`` is None).
+    """Rows, check records and base weights of one configuration (in memory when ``root`` is None).
 
     Parameters
     ----------
@@ -105,98 +177,137 @@ class ResultStore:
         The store directory; None keeps everything in memory.
     digest : str
         The configuration's hash (its subdirectory).
-    columns : list of str
-        The row columns.
     config : dict, default=None
         A readable record of the configuration, written to ``config.json``.
 
     Examples
     --------
     >>> from structnoise.evaluation.store import ResultStore
-    >>> store = ResultStore(None, "abc", ["seed", "accuracy"])
-    >>> store.append([{"seed": 0, "accuracy": 0.5}])
-    >>> len(store.rows())
-    1
+    >>> store = ResultStore(None, "abc")
+    >>> store.save_base(0, {"w": 1})
+    >>> store.load_base(0)
+    {'w': 1}
     """
 
-    def __init__(self, root, digest, columns, config=None):
-        self.columns = list(columns)
+    def __init__(self, root, digest, config=None):
         self.digest = digest
-        self._memory = []
-        self._checks = []
-        self._states = {}
+        self._networks = {}
+        self._bases = {}
         self.path = None
-        if root is not None:
-            self.path = os.path.join(os.fspath(root), digest)
-            os.makedirs(self.path, exist_ok=True)
-            meta = os.path.join(self.path, "config.json")
-            if not os.path.exists(meta):
-                with open(meta, "w") as fh:
-                    json.dump({"hash": digest, "config": config or {}}, fh, indent=1)
+        if root is None:
+            return
+        self.path = os.path.join(os.fspath(root), digest)
+        for sub in ("bases", "networks", "checks"):
+            os.makedirs(os.path.join(self.path, sub), exist_ok=True)
+            # temporary files of a killed run: never complete, never read
+            for name in os.listdir(os.path.join(self.path, sub)):
+                if name.startswith(_TEMP_PREFIX):
+                    os.remove(os.path.join(self.path, sub, name))
+        meta = os.path.join(self.path, "config.json")
+        if not os.path.exists(meta):
+            text = json.dumps({"hash": digest, "format": STORE_FORMAT, "config": config or {}},
+                              indent=1)
+            write_atomic(meta, lambda fh: fh.write(text.encode()))
 
     @property
-    def csv(self):
-        return None if self.path is None else os.path.join(self.path, "results.csv")
+    def persistent(self):
+        """Whether the store is on disk (workers in other processes can write to it)."""
+        return self.path is not None
 
-    def rows(self):
-        """Every stored row, as a DataFrame with the store's columns."""
-        if self.path is None:
-            return pd.DataFrame(self._memory, columns=self.columns)
-        if not os.path.exists(self.csv):
-            return pd.DataFrame(columns=self.columns)
-        frame = pd.read_csv(self.csv, keep_default_na=True)
-        for col in ("eval_strength_unit",):
-            if col in frame:
-                frame[col] = frame[col].fillna("")
-        return frame[self.columns]
+    def _file(self, sub, name):
+        return os.path.join(self.path, sub, name)
 
-    def append(self, rows, check_rows=()):
-        """Add rows (written at once: a group of networks is kept whole).
+    def _damaged(self, path, why):
+        warnings.warn(f"The stored file {path} is damaged ({why}); it is removed and computed "
+                      "again.", RuntimeWarning, stacklevel=3)
+        if os.path.exists(path):
+            os.remove(path)
 
-        The checks' records are written first: a group whose rows are stored
-        is complete, checks included.
-        """
-        if check_rows:
-            checks = pd.DataFrame(list(check_rows), columns=CHECK_COLUMNS)
-            if self.path is None:
-                self._checks += checks.to_dict("records")
-            else:
-                _append_csv(os.path.join(self.path, "checks.csv"), checks)
-        if not rows:
+    # ------------------------------------------------------------------ bases
+    def save_base(self, seed, state):
+        """Keep the base network of ``seed`` (a state dict)."""
+        if not self.persistent:
+            self._bases[int(seed)] = state
             return
-        frame = pd.DataFrame(rows, columns=self.columns)
-        if self.path is None:
-            self._memory += frame.to_dict("records")
-            return
-        _append_csv(self.csv, frame)
+        import torch
 
-    def checks(self):
-        """The stored obfuscation-check records."""
-        if self.path is None:
-            return pd.DataFrame(self._checks, columns=CHECK_COLUMNS)
-        path = os.path.join(self.path, "checks.csv")
+        write_atomic(self._file("bases", f"seed{int(seed)}.pt"),
+                     lambda fh: torch.save(state, fh))
+
+    def load_base(self, seed):
+        """The base network of ``seed``, or None (missing or damaged)."""
+        if not self.persistent:
+            return self._bases.get(int(seed))
+        path = self._file("bases", f"seed{int(seed)}.pt")
         if not os.path.exists(path):
-            return pd.DataFrame(columns=CHECK_COLUMNS)
-        return pd.read_csv(path)
+            return None
+        import torch
 
-    def done_keys(self):
-        """Keys of the networks whose rows are stored."""
-        frame = self.rows()
-        return {(int(r.seed), str(r.noise_family), _key_float(r.noise_strength),
-                 str(r.structure), _key_float(r.trace_scale), str(r.train_family),
-                 _key_float(r.train_strength), _key_float(r.train_ratio))
-                for r in frame.itertuples()} if len(frame) else set()
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as exc:  # torch raises RuntimeError, pickle's errors, EOFError...
+            self._damaged(path, f"{type(exc).__name__}: {exc}")
+            return None
 
-    def save_state(self, name, state):
-        """Cache a network's weights (a state dict) under ``name``."""
-        if self.path is None:
-            self._states[name] = state
+    # --------------------------------------------------------------- networks
+    def save_network(self, key, rows, check_rows=()):
+        """Keep one network's rows and check records (the checks first)."""
+        rows = pd.DataFrame(list(rows))
+        checks = pd.DataFrame(list(check_rows), columns=CHECK_COLUMNS) if check_rows else None
+        if not self.persistent:
+            self._networks[tuple(key)] = (rows, checks)
             return
-        torch.save(state, os.path.join(self.path, f"{name}.pt"))
+        name = _key_name(key) + ".csv"
+        if checks is not None:
+            text = checks.to_csv(index=False).encode()
+            write_atomic(self._file("checks", name), lambda fh: fh.write(text))
+        text = rows.to_csv(index=False).encode()
+        write_atomic(self._file("networks", name), lambda fh: fh.write(text))
 
-    def load_state(self, name):
-        """The cached weights ``name``, or None."""
-        if self.path is None:
-            return self._states.get(name)
-        path = os.path.join(self.path, f"{name}.pt")
-        return torch.load(path, weights_only=True) if os.path.exists(path) else None
+    def load_network(self, key, n_rows=None, with_checks=False):
+        """``(rows, checks)`` of a stored network, or None (missing, damaged or incomplete).
+
+        Parameters
+        ----------
+        key : tuple
+            The network's key (:attr:`NetPlan.key`).
+        n_rows : int, default=None
+            The rows the plan expects; other counts count as damage.
+        with_checks : bool, default=False
+            Whether the network's check records must be there too.
+        """
+        if not self.persistent:
+            found = self._networks.get(tuple(key))
+            if found is None or (with_checks and found[1] is None):
+                return None
+            rows, checks = found
+            return _typed(rows, COLUMNS), None if checks is None else _typed(checks,
+                                                                               CHECK_COLUMNS)
+        name = _key_name(key) + ".csv"
+        path = self._file("networks", name)
+        if not os.path.exists(path):
+            return None
+        try:
+            rows = _read_frame(path, COLUMNS)
+        except Exception as exc:  # pandas' parser errors, missing columns
+            self._damaged(path, f"{type(exc).__name__}: {exc}")
+            return None
+        if n_rows is not None and len(rows) != n_rows:
+            self._damaged(path, f"{len(rows)} rows where the plan has {n_rows}")
+            return None
+        if rows["accuracy"].isna().any():
+            self._damaged(path, "an accuracy is missing")
+            return None
+        checks = None
+        if with_checks:
+            check_path = self._file("checks", name)
+            try:
+                checks = _read_frame(check_path, CHECK_COLUMNS)
+            except FileNotFoundError:
+                self._damaged(path, "its obfuscation checks are missing")
+                return None
+            except Exception as exc:
+                self._damaged(check_path, f"{type(exc).__name__}: {exc}")
+                self._damaged(path, "its obfuscation checks are damaged")
+                return None
+        return rows, checks

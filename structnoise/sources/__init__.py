@@ -5,7 +5,7 @@ Every source is a scikit-learn estimator with
 """
 
 from ._advertorch import import_advertorch as _import_advertorch
-from ._utils import validate_images, validate_labels
+from .._validation import validate_images, validate_labels
 from .art_attacks import AutoPGD, SquareAttack
 from .attacks import (
     DDN,

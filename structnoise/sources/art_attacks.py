@@ -25,16 +25,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
+from .._param_validation import Interval
 
 from .._random import seed_of
-from ._utils import (
-    attack_labels,
-    attack_mode,
-    check_targeted,
-    module_device,
-    resolve_module,
-)
+from .._inference import attack_labels, attack_mode, module_device, resolve_module
+from .._validation import check_targeted
 from .base import ModificationSource
 from .eot import EOTModel
 
@@ -115,6 +110,7 @@ class _ARTAttack(ModificationSource):
     """Shared body of the ART wrappers."""
 
     kind = "adversarial"
+    strength_param = "eps"
     _art_class = None
     _norms = ()
 

@@ -21,19 +21,19 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
+from .._param_validation import Interval, StrOptions
 
 from .._random import block_seed, seed_of, torch_seeded
 from ._advertorch import import_advertorch, quiet
-from ._utils import (
+from .._inference import (
     attack_labels,
     attack_mode,
     batches,
-    check_targeted,
     module_device,
     module_dtype,
     resolve_module,
 )
+from .._validation import check_targeted
 from .base import ModificationSource
 from .eot import EOTLoss, EOTModel
 
@@ -123,6 +123,7 @@ class _AdvertorchAttack(ModificationSource):
     """Shared body of the attack wrappers."""
 
     kind = "adversarial"
+    strength_param = "eps"
     _advertorch_class = None
     #: how EOT averages: "loss" (gradient attacks) or "logits"
     _eot = "loss"

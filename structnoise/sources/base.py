@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._utils import _bits_within, batches, progress, validate_images, validate_labels
+from .._inference import batches, progress
+from .._validation import bits_within, validate_images, validate_labels
 
 __all__ = ["ModificationSource"]
 
@@ -42,6 +43,8 @@ class ModificationSource(BaseEstimator):
     """
 
     kind = "naturalistic"
+    #: the parameter that holds the source's strength (see :meth:`describe`)
+    strength_param = None
     #: scikit-learn's parameter validation (subclasses add their parameters)
     _parameter_constraints: dict = {}
     #: True when :meth:`_generate_batch` accepts ``out=``, a view of the final
@@ -157,6 +160,35 @@ class ModificationSource(BaseEstimator):
         # does not change, so it is read once
         return _param_names(cls)
 
+    def describe(self):
+        """What the source is, for the rows of an experiment.
+
+        Override it when the class attribute ``strength_param`` (the
+        parameter holding the source's strength: ``"eps"`` for the attacks,
+        ``"std"`` for :class:`~structnoise.sources.GaussianNoise`) does not
+        say enough.
+
+        Returns
+        -------
+        description : dict
+            ``family`` (the class name), ``kind``, ``strength`` (the value of
+            ``strength_param``, NaN without one) and ``strength_unit`` (its
+            name, "" without one).
+
+        Examples
+        --------
+        >>> from structnoise.sources import GaussianNoise
+        >>> GaussianNoise(std=0.2).describe()
+        {'family': 'GaussianNoise', 'kind': 'naturalistic', 'strength': 0.2, 'strength_unit': 'std'}
+        """
+        name = self.strength_param
+        value = None if name is None else getattr(self, name, None)
+        if value is None:
+            return {"family": type(self).__name__, "kind": self.kind,
+                    "strength": float("nan"), "strength_unit": ""}
+        return {"family": type(self).__name__, "kind": self.kind, "strength": float(value),
+                "strength_unit": name}
+
     @property
     def label(self):
         """A short readable name, e.g. ``LinfPGD(eps=0.1)``."""
@@ -184,7 +216,7 @@ def _checked_output(source, out, X):
         return out
     lo = float(getattr(source, "clip_min", 0.0))
     hi = float(getattr(source, "clip_max", 1.0))
-    if _bits_within(out, lo, hi):
+    if bits_within(out, lo, hi):
         return out  # finite and in range, by the fast check on the bits
     # one pass over the output: NaN propagates into the minimum and maximum,
     # and an infinity becomes one of them; only then look image by image

@@ -26,11 +26,11 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import Interval, StrOptions
+from .._param_validation import Interval, StrOptions
 
 from .._random import block_seed, seed_of
 from .._sampling import bernoulli_positions, normal, poisson_capped, uniform
-from ._utils import batches
+from .._inference import batches
 from .base import ModificationSource
 
 __all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS",
@@ -792,6 +792,21 @@ class Corruption(_ImageSource):
     torch.Size([5, 1, 8, 8])
     """
 
+    def describe(self):
+        """The corruption's name as family; its strength, or else its severity.
+
+        Returns
+        -------
+        description : dict
+            ``family``, ``kind``, ``strength``, ``strength_unit``
+            (``"strength"`` or ``"severity"``).
+        """
+        if self.strength is not None:
+            return {"family": self.name, "kind": self.kind, "strength": float(self.strength),
+                    "strength_unit": "strength"}
+        return {"family": self.name, "kind": self.kind, "strength": float(self.severity),
+                "strength_unit": "severity"}
+
     _parameter_constraints = {
         "name": [StrOptions(set(CORRUPTIONS))],
         "severity": [Interval(Integral, 1, 5, closed="both")],
@@ -863,6 +878,8 @@ class GaussianNoise(_ImageSource):
     >>> bool(out.min() >= 0 and out.max() <= 1)
     True
     """
+
+    strength_param = "std"
 
     _parameter_constraints = {
         "std": [Interval(Real, 0, None, closed="left")],

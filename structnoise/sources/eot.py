@@ -9,9 +9,14 @@ network look robust when it is not (gradient obfuscation; Athalye et al.,
 
 import torch
 
-from ._utils import stacked_draws
+from .._inference import stacked_draws
 
-__all__ = ["EOTModel", "EOTLoss"]
+__all__ = ["EOTModel", "EOTLoss", "DEFAULT_EOT_SAMPLES"]
+
+#: noise draws averaged per gradient or query against a stochastic network,
+#: wherever the caller does not say: the scorers, the experiment's "eot"
+#: protocol and the obfuscation checks (AutoAttack's "rand" version uses 20)
+DEFAULT_EOT_SAMPLES = 8
 
 
 class EOTModel(torch.nn.Module):

@@ -1,0 +1,106 @@
+"""Evaluating a trained network: clean, every evaluation source, every protocol; the checks.
+
+One network's evaluation runs in one scoped seed derived from its
+identity, so its rows do not depend on what ran before. Clean and
+naturalistic accuracies take no gradient: measured once and reported under
+every protocol. Attacks are configured by each protocol
+(:mod:`~structnoise.evaluation.protocols`); two protocols that configure an
+attack the same way (a deterministic network) share one measurement.
+"""
+
+import time
+
+from sklearn.base import clone
+
+from .._random import derive_seed, scoped_seed
+from .schema import as_number, describe_source
+
+__all__ = ["evaluate_network"]
+
+
+def _eval_columns(d):
+    return {"eval_family": d["family"], "eval_label": d["label"], "eval_kind": d["kind"],
+            "eval_strength": d["strength"], "eval_strength_unit": d["strength_unit"]}
+
+
+def evaluate_network(settings, plan, net, X, y, train_seconds):
+    """Rows of one network, then the records of its obfuscation checks.
+
+    Parameters
+    ----------
+    settings : RunSettings
+        The run's settings (evaluation sources, protocols, checks).
+    plan : NetPlan
+        The network's plan.
+    net : NoisyNeuralNetClassifier
+        The trained network.
+    X, y : ndarray
+        Test images and labels.
+    train_seconds : float
+        Written in every row.
+
+    Returns
+    -------
+    rows, check_rows : list of dict
+        One row per (evaluation, protocol); one record per check.
+    """
+    stochastic = bool(net.noise_active_in_eval)
+    k = int(net.noise_ensemble)
+    base_row = {"seed": plan.seed, "noise_family": plan.noise_family,
+                "noise_label": plan.noise_label, "noise_kind": plan.noise_kind,
+                "noise_strength": plan.noise_strength, "structure": plan.structure,
+                "trace_scale": as_number(plan.trace_scale),
+                "noise_layers": ",".join(settings.layers),
+                "train_family": plan.train_family, "train_strength": plan.train_strength,
+                "train_ratio": plan.train_ratio, "ensemble": k if stochastic else 1,
+                "n_images": int(X.shape[0]), "train_seconds": train_seconds}
+    rows = []
+
+    def add(description, protocol, accuracy, eot_samples, eot_draws, t0):
+        rows.append({**base_row, **_eval_columns(description), "eval_protocol": protocol.name,
+                     "eot_samples": eot_samples, "eot_draws": eot_draws, "accuracy": accuracy,
+                     "eval_seconds": time.perf_counter() - t0})
+
+    seed = derive_seed(plan.seed, "eval", plan.noise_family, plan.structure, plan.augment)
+    with scoped_seed(seed, net.device):
+        t0 = time.perf_counter()
+        clean = float(net.score(X, y))
+        for protocol in settings.protocols:
+            add(describe_source(None), protocol, clean, 0, 0, t0)
+        for j in plan.evals:
+            label, source = settings.eval_sources[j]
+            d = describe_source(source, label)
+            source = clone(source)
+            if "random_state" in source.get_params():
+                source.set_params(random_state=derive_seed(plan.seed, "eval-source", j))
+            if source.kind != "adversarial":
+                t0 = time.perf_counter()
+                acc = float(net.score(source.generate(None, X).numpy(), y))
+                for protocol in settings.protocols:
+                    add(d, protocol, acc, 0, 0, t0)
+                continue
+            measured = {}
+            for protocol in settings.protocols:
+                t0 = time.perf_counter()
+                setup = protocol.attack(source, net, stochastic)
+                if setup.signature() not in measured:
+                    X_adv = setup.source.generate(setup.target, X, y)
+                    measured[setup.signature()] = protocol.accuracy(net, X_adv, y)
+                add(d, protocol, measured[setup.signature()], setup.eot_samples,
+                    setup.eot_draws, t0)
+        # the checks draw on in the same stream, after the evaluation
+        check_rows = _checks(settings, plan, net, X, y) if plan.check else []
+    return rows, check_rows
+
+
+def _checks(settings, plan, net, X, y):
+    from .checks import run_checks
+
+    options = dict(settings.checks)
+    n = int(options.pop("n_images", 100))
+    frame = run_checks(net, X[:n], y[:n], **options)
+    return [{"seed": plan.seed, "noise_family": plan.noise_family, "noise_label": plan.noise_label,
+             "structure": plan.structure, "trace_scale": as_number(plan.trace_scale),
+             "ensemble": int(net.noise_ensemble), **record,
+             "accuracies": " ".join(f"{a:.4f}" for a in record["accuracies"])}
+            for record in frame.to_dict("records")]
