@@ -7,14 +7,14 @@ import torch
 from scipy import linalg
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
-from ._param_validation import Interval, RealNotInt, StrOptions, fit_context
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._param_validation import Interval, RealNotInt, StrOptions, fit_context
 from ._random import seed_of
 from .covariance import (
     MomentAccumulator,
-    shrinkage_intensity,
     check_covariance_memory,
+    shrinkage_intensity,
     shrunk_from_moments,
 )
 

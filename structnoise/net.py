@@ -15,11 +15,11 @@ from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
+from ._inference import stacked_draws
 from ._random import derive_seed, layer_seeds, seed_of
 from .activations import ActivationPairs, check_layers, layer_names, uncompiled
 from .callbacks import LearnNoise
 from .fitters import StructuredNoiseFitter
-from ._inference import stacked_draws
 from .sources.base import ModificationSource
 
 __all__ = ["NoisyNeuralNetClassifier", "NoiseHook"]

@@ -2,8 +2,8 @@
 
 import torch
 
-from structnoise.sources import EOTLoss, EOTModel, _utils
 from structnoise._inference import stacked_draws
+from structnoise.sources import EOTLoss, EOTModel, _utils
 
 
 class _CountingLinear(torch.nn.Linear):

@@ -363,8 +363,8 @@ def test_ensemble_prediction_is_the_mean_of_single_draw_logits(digits):
 
 
 def test_attacks_target_the_ensemble(digits):
-    from structnoise.sources import EOTModel
     from structnoise._inference import resolve_module
+    from structnoise.sources import EOTModel
 
     X, y = digits
     torch.manual_seed(0)

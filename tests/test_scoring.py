@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.model_selection import cross_validate
@@ -12,7 +11,6 @@ from structnoise.scoring import (
     RobustScorer,
     robust_scoring,
     robustness_report,
-    transfer_matrix,
 )
 from structnoise.sources import FGSM, Corruption, GaussianNoise, LinfPGD
 
@@ -98,20 +96,6 @@ def test_robustness_report_numbers_are_the_accuracies(data):
     np.testing.assert_allclose(report["accuracy_mean"], expected)
     assert (report["accuracy_std"] == 0).all()
     assert report.loc[1, "accuracy_mean"] < report.loc[0, "accuracy_mean"]
-
-
-def test_transfer_matrix_small(data):
-    X, y = data
-    net = NoisyNeuralNetClassifier(
-        DigitsMLP, noise=StructuredNoiseFitter(random_state=0), noise_layers="body.2",
-        max_epochs=3, lr=0.1, verbose=0, train_split=None)
-    m = transfer_matrix(net, X, y, {"blur": Corruption("gaussian_blur", 3)},
-                        {"fgsm": FGSM(eps=0.1)}, eot_samples=2)
-    assert list(m.index) == ["none", "blur", "blur [isotropic]"]
-    assert list(m.columns) == ["clean", "fgsm"]
-    assert isinstance(m, pd.DataFrame) and ((m >= 0) & (m <= 1)).all().all()
-    # an attack lowers every network's accuracy below its clean accuracy
-    assert (m["fgsm"] < m["clean"]).all()
 
 
 def test_bad_arguments(data):

@@ -69,6 +69,7 @@ def main(argv=None):
 
     from .presets import get_preset
     from .report import summary_table, write_report
+    from .store import write_atomic
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     options = dict(device=device, data_dir=args.data_dir, n_jobs=args.n_jobs)
@@ -112,8 +113,10 @@ def main(argv=None):
     results = pd.concat(frames, ignore_index=True)
     checks = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame()
     seconds = time.perf_counter() - t0
-    results.to_csv(os.path.join(args.out, "results.csv"), index=False)
-    checks.to_csv(os.path.join(args.out, "checks.csv"), index=False)
+    # whole files or none: a killed run never leaves half a table behind
+    for name, frame in (("results.csv", results), ("checks.csv", checks)):
+        text = frame.to_csv(index=False).encode()
+        write_atomic(os.path.join(args.out, name), lambda fh, text=text: fh.write(text))
     write_report(preset.name, preset.dataset, preset.reductions, results, checks, args.out,
                  seconds, _machine())
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -17,10 +17,10 @@ import pandas as pd
 import torch
 
 from .._inference import predict_labels
+from .._validation import validate_images, validate_labels
 from ..scoring import is_stochastic
 from ..sources import LinfPGD, SquareAttack
 from ..sources.eot import DEFAULT_EOT_SAMPLES
-from .._validation import validate_images, validate_labels
 
 __all__ = ["check_budget_to_zero", "check_more_iterations", "check_eot_stronger",
            "check_gradient_free_weaker", "check_randomness", "check_unbounded", "run_checks"]
@@ -94,8 +94,8 @@ def check_budget_to_zero(net, X, y, *, eps_grid=(0.1, 0.2, 0.3, 0.5), nb_iter=10
     return _record("budget_to_zero", passed, detail, accuracies=accs, eot_samples=k)
 
 
-def check_more_iterations(net, X, y, *, eps=0.1, nb_iter=10, factor=4, eot_samples=DEFAULT_EOT_SAMPLES,
-                          tol=0.02, random_state=0):
+def check_more_iterations(net, X, y, *, eps=0.1, nb_iter=10, factor=4,
+                          eot_samples=DEFAULT_EOT_SAMPLES, tol=0.02, random_state=0):
     """More PGD iterations never help the defence (accuracy does not rise).
 
     Parameters
@@ -287,8 +287,8 @@ def check_randomness(net, X, *, n_repeats=3, eot_samples=1):
                    eot_samples=int(eot_samples))
 
 
-def check_unbounded(net, X, y, *, nb_iter=20, eot_samples=DEFAULT_EOT_SAMPLES, threshold=0.05, random_state=0,
-                    clip_min=0.0, clip_max=1.0):
+def check_unbounded(net, X, y, *, nb_iter=20, eot_samples=DEFAULT_EOT_SAMPLES, threshold=0.05,
+                    random_state=0, clip_min=0.0, clip_max=1.0):
     """An unbounded attack (budget = the whole pixel range) reaches 0 accuracy.
 
     Parameters
@@ -332,8 +332,8 @@ def check_unbounded(net, X, y, *, nb_iter=20, eot_samples=DEFAULT_EOT_SAMPLES, t
                    eot_samples=k)
 
 
-def run_checks(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=DEFAULT_EOT_SAMPLES, square_iter=100, tol=0.02,
-               random_state=0):
+def run_checks(net, X, y, *, eps=0.1, nb_iter=10, eot_samples=DEFAULT_EOT_SAMPLES,
+               square_iter=100, tol=0.02, random_state=0):
     """Every check on one network; one row per check.
 
     Parameters

@@ -6,6 +6,7 @@ import numpy as np
 
 from .presets import PAPER_NUMBERS
 from .schema import ANY_SOURCE, NOISE_FREE, STANDARD
+from .store import write_atomic
 from .views import summarise
 
 __all__ = ["CLAIMS", "claim_tables", "baseline_table", "write_report", "write_figures"]
@@ -275,6 +276,11 @@ def _table(header, rows):
     return lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
 
 
+def _save(fig, path, **kwargs):
+    """A figure written whole or not at all (PNG, 110 dpi)."""
+    write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110, **kwargs))
+
+
 def write_figures(results, out):
     """Accuracy vs eps (both protocols), the transfer heatmap, accuracy vs strength.
 
@@ -345,7 +351,7 @@ def write_figures(results, out):
         fig.suptitle("accuracy vs eps: " + ", ".join(f"{p} ({st})" for p, st in styles),
                      fontsize=9)
         fig.tight_layout()
-        fig.savefig(os.path.join(out, "accuracy_vs_eps.png"), dpi=110)
+        _save(fig, os.path.join(out, "accuracy_vs_eps.png"))
         plt.close(fig)
         names.append("accuracy_vs_eps.png")
     if (results.eval_kind == "naturalistic").any() and \
@@ -358,7 +364,7 @@ def write_figures(results, out):
         fig = plot_transfer_matrix(table, baseline=next(
             (r for r in table.index if r.startswith("none")), None),
             title="naturalistic transfer: accuracy gain over no noise (full noise)")
-        fig.savefig(os.path.join(out, "transfer_heatmap.png"), dpi=110, bbox_inches="tight")
+        _save(fig, os.path.join(out, "transfer_heatmap.png"), bbox_inches="tight")
         plt.close(fig)
         names.append("transfer_heatmap.png")
     mods = [f for f in results.loc[results.eval_kind == "naturalistic", "eval_family"].unique()]
@@ -380,7 +386,7 @@ def write_figures(results, out):
         axes[0][0].set_ylabel("accuracy (ensemble)")
         axes[0][-1].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(os.path.join(out, "accuracy_vs_strength.png"), dpi=110)
+        _save(fig, os.path.join(out, "accuracy_vs_strength.png"))
         plt.close(fig)
         names.append("accuracy_vs_strength.png")
     return names
@@ -479,8 +485,7 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figs]
     lines += ["", "Rows: `results.csv` (tidy, one row per network, evaluation and protocol)."]
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "report.md"), "w") as fh:
-        fh.write(text)
+    write_atomic(os.path.join(out, "report.md"), lambda fh: fh.write(text.encode()))
     return text
 
 

@@ -164,7 +164,7 @@ def _typed(frame, columns):
 def _read_frame(path, columns):
     frame = pd.read_csv(path, keep_default_na=False, na_values={
         c: ["", "nan", "NaN"] for c in columns if c not in _TEXT}, dtype={
-        c: str for c in columns if c in _TEXT}, float_precision="round_trip")
+        c: str for c in columns if c in _TEXT})
     return _typed(frame, columns)
 
 

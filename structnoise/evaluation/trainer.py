@@ -64,7 +64,7 @@ class SequentialTrainer:
         return net
 
     def activation_pairs(self, settings, seed, noise_index, base_state, X, y):
-        """Layer -> (n, 2, d) activation pairs of noise source ``noise_index`` on the base network."""
+        """Layer -> (n, 2, d) activation pairs of noise source ``noise_index`` on the base net."""
         label, source = settings.noise_sources[noise_index]
         source = clone(source)
         if "random_state" in source.get_params():

@@ -4,8 +4,8 @@ Every source is a scikit-learn estimator with
 ``generate(model, X, y=None) -> torch.Tensor``.
 """
 
-from ._advertorch import import_advertorch as _import_advertorch
 from .._validation import validate_images, validate_labels
+from ._advertorch import import_advertorch as _import_advertorch
 from .art_attacks import AutoPGD, SquareAttack
 from .attacks import (
     DDN,

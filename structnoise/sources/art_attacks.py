@@ -25,10 +25,10 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from .._param_validation import Interval
 
-from .._random import seed_of
 from .._inference import attack_labels, attack_mode, module_device, resolve_module
+from .._param_validation import Interval
+from .._random import seed_of
 from .._validation import check_targeted
 from .base import ModificationSource
 from .eot import EOTModel

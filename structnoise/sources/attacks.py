@@ -21,10 +21,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from .._param_validation import Interval, StrOptions
 
-from .._random import block_seed, seed_of, torch_seeded
-from ._advertorch import import_advertorch, quiet
 from .._inference import (
     attack_labels,
     attack_mode,
@@ -33,7 +30,10 @@ from .._inference import (
     module_dtype,
     resolve_module,
 )
+from .._param_validation import Interval, StrOptions
+from .._random import block_seed, seed_of, torch_seeded
 from .._validation import check_targeted
+from ._advertorch import import_advertorch, quiet
 from .base import ModificationSource
 from .eot import EOTLoss, EOTModel
 

@@ -26,11 +26,11 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .._param_validation import Interval, StrOptions
 
+from .._inference import batches
+from .._param_validation import Interval, StrOptions
 from .._random import block_seed, seed_of
 from .._sampling import bernoulli_positions, normal, poisson_capped, uniform
-from .._inference import batches
 from .base import ModificationSource
 
 __all__ = ["CORRUPTIONS", "Corruption", "GaussianNoise", "SEVERITY_PARAMETERS",

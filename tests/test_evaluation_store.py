@@ -1,0 +1,158 @@
+"""structnoise.evaluation.store: nothing lost, nothing mixed, damage found and recomputed."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from evaluation_helpers import digits, make_experiment, same_rows
+
+from structnoise.evaluation.store import ResultStore, write_atomic
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits()
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    exp = make_experiment(structures=("none", "full", "isotropic"))
+    return exp.run(*data)
+
+
+def test_write_atomic_leaves_a_whole_file_or_none(tmp_path):
+    path = tmp_path / "rows.csv"
+    write_atomic(str(path), lambda fh: fh.write(b"first"))
+
+    def broken(fh):
+        fh.write(b"half of the sec")
+        raise KeyboardInterrupt("killed mid-write")
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(str(path), broken)
+    assert path.read_text() == "first"            # the old file, whole
+    assert os.listdir(tmp_path) == ["rows.csv"]   # no temporary file left behind
+
+
+def test_every_network_is_stored_as_it_finishes(data, reference, tmp_path):
+    exp = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    rows = exp.run(*data)
+    same_rows(rows, reference)
+    root = tmp_path / exp.config_hash_
+    assert len(list((root / "networks").glob("*.csv"))) == len(exp.plan_)
+    assert [p.name for p in (root / "bases").iterdir()] == ["seed0.pt"]
+    again = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    same_rows(again.run(*data), reference)
+    assert again.n_networks_trained_ == 0
+
+
+def test_damaged_files_are_named_recomputed_and_the_rows_unchanged(data, reference, tmp_path):
+    exp = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    exp.run(*data)
+    root = tmp_path / exp.config_hash_
+    networks = sorted((root / "networks").glob("*.csv"))
+    # a half-written row (as an older, appending store could leave), a file
+    # with no rows, a torn base network, and a temporary file of a killed run
+    text = networks[0].read_text()
+    networks[0].write_text(text[: len(text) * 2 // 3])
+    networks[1].write_text("")
+    (root / "bases" / "seed0.pt").write_bytes(b"PK\x03\x04 not a whole zip archive")
+    (root / "networks" / ".tmp-killed").write_text("seed,noise")
+    again = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    with pytest.warns(RuntimeWarning, match="is damaged") as record:
+        rows = again.run(*data)
+    named = " ".join(str(w.message) for w in record)
+    assert networks[0].name in named and networks[1].name in named and "seed0.pt" in named
+    assert again.n_networks_trained_ == 3  # the base network and the two damaged ones
+    same_rows(rows, reference)
+    assert not rows.accuracy.isna().any()
+    assert not (root / "networks" / ".tmp-killed").exists()
+
+
+def test_in_memory_store_round_trips_the_types():
+    store = ResultStore(None, "abc")
+    assert not store.persistent and store.load_base(0) is None
+    assert store.load_network(("missing",)) is None
+
+
+_KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    from evaluation_helpers import digits, make_experiment
+    data = digits()
+    exp = make_experiment(structures=("none", "full", "isotropic"), seeds=(0, 1),
+                          store=sys.argv[1])
+    print("ready", flush=True)
+    t0 = time.perf_counter()
+    rows = exp.run(*data)
+    rows.to_csv(sys.argv[2], index=False)
+    print("work", time.perf_counter() - t0, flush=True)
+""")
+
+
+def _run(store, out, env):
+    return subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(store), str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_runs_killed_at_random_points_finish_with_the_uninterrupted_rows(tmp_path):
+    """SIGKILL a run at least 5 times at random points, rerun to the end: same rows."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]))
+    proc = _run(tmp_path / "straight", tmp_path / "straight.csv", env)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    work = float(out.split("work")[1])  # seconds of the run itself, imports excluded
+    store = tmp_path / "killed"
+    n_files = 2 + 10  # two base networks and ten networks
+
+    def stored():
+        return len(list(store.glob("*/bases/*.pt"))) + len(list(store.glob("*/networks/*.csv")))
+
+    rng = np.random.default_rng(0)
+    kills, tries, progress = 0, 0, []
+    while kills < 6 and tries < 12:
+        tries += 1
+        proc = _run(store, tmp_path / "killed.csv", env)
+        assert proc.stdout.readline().strip() == "ready"
+        # a random point of the work: once a random number of files is stored,
+        # then a random delay (into the next base network, pairs, retraining or
+        # evaluation in flight)
+        # targets spread over the run: the k-th kill lands in its k-th sixth
+        target = int((kills + rng.uniform()) * (n_files - 1) / 6)
+        deadline = time.perf_counter() + 10 * work + 30
+        while stored() < target and proc.poll() is None and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, work / n_files))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            kills += 1
+            progress.append(stored())
+        else:  # it finished before the kill
+            proc.communicate(timeout=60)
+            break
+    assert kills >= 5, f"only {kills} runs were killed in {tries} tries"
+    # what is stored never goes back: a kill loses only the work in flight
+    assert progress == sorted(progress)
+    proc = _run(store, tmp_path / "killed.csv", env)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    straight = pd.read_csv(tmp_path / "straight.csv")
+    resumed = pd.read_csv(tmp_path / "killed.csv")
+    assert len(resumed) == len(straight)
+    assert not resumed.duplicated(["seed", "noise_label", "structure", "trace_scale",
+                                   "eval_label", "eval_protocol"]).any()
+    assert not resumed.accuracy.isna().any()
+    same_rows(resumed.fillna({"eval_strength_unit": ""}),
+              straight.fillna({"eval_strength_unit": ""}))
+    print(f"kill test: {kills} kills, stored files (of {n_files}) after each: {progress}, "
+          f"uninterrupted run {work:.1f} s")
