@@ -10,9 +10,9 @@ import torch
 
 from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
 from structnoise.datasets import load_digits_images
+from structnoise.evaluation import transfer_matrix
 from structnoise.models import DigitsMLP
 from structnoise.plotting import plot_transfer_matrix
-from structnoise.scoring import transfer_matrix
 from structnoise.sources import FGSM, Corruption
 
 torch.manual_seed(0)

@@ -537,7 +537,7 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         --------
         >>> from structnoise import StructuredNoiseFitter
         >>> noise = StructuredNoiseFitter(structure="isotropic", trace_scale=2.0)
-        >>> float(noise.fit_isotropic(3).covariance_[0, 0])
+        >>> round(float(noise.fit_isotropic(3).covariance_[0, 0]), 12)
         2.0
         """
         if self.structure != "isotropic":

@@ -23,7 +23,7 @@ def plot_transfer_matrix(matrix, *, baseline=None, ax=None, cmap=None, fmt="{:+.
     ----------
     matrix : pandas.DataFrame
         Accuracies, rows the noise sources, columns the evaluation sources
-        (as returned by :func:`structnoise.scoring.transfer_matrix`).
+        (as returned by :func:`structnoise.evaluation.transfer_matrix`).
     baseline : str, default=None
         A row (e.g. ``"none"``) subtracted from every row, so the cells show
         the accuracy gain over it; None shows the accuracies.

@@ -12,7 +12,10 @@ MODULES = ["structnoise", "structnoise.covariance", "structnoise.sources",
            "structnoise.scoring", "structnoise.datasets", "structnoise.models",
            "structnoise.plotting", "structnoise.evaluation", "structnoise.evaluation.checks",
            "structnoise.evaluation.presets", "structnoise.evaluation.report",
-           "structnoise.evaluation.store"]
+           "structnoise.evaluation.store", "structnoise.evaluation.plan",
+           "structnoise.evaluation.protocols", "structnoise.evaluation.schema",
+           "structnoise.evaluation.trainer", "structnoise.evaluation.evaluator",
+           "structnoise.evaluation.settings", "structnoise.evaluation.views"]
 
 
 def public_names():

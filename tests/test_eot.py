@@ -3,7 +3,8 @@
 import torch
 
 from structnoise._inference import stacked_draws
-from structnoise.sources import EOTLoss, EOTModel, _utils
+from structnoise import _inference
+from structnoise.sources import EOTLoss, EOTModel
 
 
 class _CountingLinear(torch.nn.Linear):
@@ -19,7 +20,7 @@ class _CountingLinear(torch.nn.Linear):
 
 
 def test_cpu_passes_stay_within_the_row_budget(monkeypatch):
-    monkeypatch.setattr(_utils, "_CPU_ROWS_PER_PASS", 8)
+    monkeypatch.setattr(_inference, "_CPU_ROWS_PER_PASS", 8)
     module = _CountingLinear()
     out = stacked_draws(module, torch.randn(3, 6), 7)
     assert out.shape == (21, 3)
@@ -28,7 +29,7 @@ def test_cpu_passes_stay_within_the_row_budget(monkeypatch):
 
 
 def test_a_batch_wider_than_the_budget_runs_one_draw_per_pass(monkeypatch):
-    monkeypatch.setattr(_utils, "_CPU_ROWS_PER_PASS", 8)
+    monkeypatch.setattr(_inference, "_CPU_ROWS_PER_PASS", 8)
     module = _CountingLinear()
     stacked_draws(module, torch.randn(20, 6), 3)
     assert module.rows == [20, 20, 20]
@@ -41,7 +42,7 @@ def test_passes_give_the_outputs_and_gradient_of_one_stacked_pass(monkeypatch):
     y = torch.tensor([0, 1, 2, 0, 1])
     results = {}
     for budget in (5, 10_000):  # one draw per pass, all draws in one pass
-        monkeypatch.setattr(_utils, "_CPU_ROWS_PER_PASS", budget)
+        monkeypatch.setattr(_inference, "_CPU_ROWS_PER_PASS", budget)
         xi = x.clone().requires_grad_(True)
         out = EOTModel(module, 4)(xi)
         (grad,) = torch.autograd.grad(EOTLoss(4)(out, y), xi)

@@ -43,6 +43,26 @@ def evaluate_network(settings, plan, net, X, y, train_seconds):
     -------
     rows, check_rows : list of dict
         One row per (evaluation, protocol); one record per check.
+
+    Examples
+    --------
+    >>> from structnoise import NoisyNeuralNetClassifier
+    >>> from structnoise.datasets import load_digits_images
+    >>> from structnoise.evaluation.evaluator import evaluate_network
+    >>> from structnoise.evaluation.plan import NetPlan
+    >>> from structnoise.evaluation.protocols import get_protocols
+    >>> from structnoise.evaluation.settings import RunSettings
+    >>> from structnoise.models import DigitsMLP
+    >>> from structnoise.sources import FGSM
+    >>> X, y = load_digits_images()
+    >>> net = NoisyNeuralNetClassifier(DigitsMLP, max_epochs=1, lr=0.1, train_split=None,
+    ...                                verbose=0).fit(X[:200], y[:200])
+    >>> settings = RunSettings(net, ("body.2",), {}, None, (), (("fgsm", FGSM(eps=0.1)),),
+    ...                        get_protocols(("paper", "eot")), 1, 1, 64)
+    >>> plan = NetPlan(0, "none", None, None, "none", "none", "any", float("nan"), evals=(0,))
+    >>> rows, _ = evaluate_network(settings, plan, net, X[200:260], y[200:260], 0.0)
+    >>> [(r["eval_label"], r["eval_protocol"]) for r in rows]
+    [('clean', 'paper'), ('clean', 'eot'), ('fgsm', 'paper'), ('fgsm', 'eot')]
     """
     stochastic = bool(net.noise_active_in_eval)
     k = int(net.noise_ensemble)

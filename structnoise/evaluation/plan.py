@@ -41,6 +41,16 @@ PAIRINGS = {"kind": _same_kind, "matched": _matched, "all": _every}
 def get_pairing(pairing):
     """The rule of a pairing name, or the callable itself.
 
+    Parameters
+    ----------
+    pairing : str or callable
+        A name from :data:`PAIRINGS`, or a rule ``(noise, evaluation) -> bool``.
+
+    Returns
+    -------
+    rule : callable
+        ``(noise, evaluation) -> bool`` on two source descriptions.
+
     Examples
     --------
     >>> from structnoise.evaluation.plan import get_pairing
@@ -59,10 +69,41 @@ def get_pairing(pairing):
 class NetPlan:
     """One network of the experiment: its noise, its training, its evaluations.
 
-    ``trace_scale`` is None for unscaled noise (and for the noise-free
-    network); ``noise_index`` indexes the experiment's noise sources (None
-    for the noise-free network); ``augment`` indexes its augmentations
-    (None: standard training); ``evals`` indexes its evaluation sources.
+    Parameters
+    ----------
+    seed : int
+        Its seed (its base network's).
+    structure : str
+        Noise structure ("none" for the noise-free network).
+    trace_scale : float or None
+        None for unscaled noise and for the noise-free network.
+    noise_index : int or None
+        Index of its noise source (None for the noise-free network; for
+        shared isotropic noise, the first source it stands in for).
+    noise_family, noise_label, noise_kind : str
+        The noise source's columns (``NOISE_FREE`` / ``ANY_SOURCE`` when
+        no source shapes the noise).
+    noise_strength : float
+        The noise source's strength (NaN when none).
+    augment : int or None, default=None
+        Index of its training-time augmentation (None: standard training).
+    train_family : str, default=STANDARD
+        The augmentation's family.
+    train_strength : float, default=NaN
+        The augmentation's strength.
+    train_ratio : float, default=0.0
+        The fraction of each batch augmented.
+    evals : tuple of int, default=()
+        Indices of the evaluation sources it is scored on (clean is added).
+    check : bool, default=False
+        Whether the obfuscation checks run on it.
+
+    Examples
+    --------
+    >>> from structnoise.evaluation.plan import NetPlan
+    >>> plan = NetPlan(0, "full", 2.0, 0, "FGSM", "fgsm", "adversarial", 0.1, evals=(0,))
+    >>> plan.group, plan.n_rows(2)
+    ((0, 0), 4)
     """
 
     seed: int
@@ -182,17 +223,17 @@ def make_plan(*, seeds, structures, trace_scales, noise, evals, pairing, augment
                         d["strength"], evals=paired([i]),
                         check=checked(seed, i, d["family"], t)))
         if "none" in structures:
-            plans.append(NetPlan(seed, "none", None, None, NOISE_FREE, NOISE_FREE, "any",
+            plans.append(NetPlan(seed, "none", None, None, NOISE_FREE, NOISE_FREE, ANY_SOURCE,
                                  MISSING, evals=every, check=checked(seed, None, NOISE_FREE,
                                                                      None)))
         for t, sources in isotropic.items():
-            plans.append(NetPlan(seed, "isotropic", t, sources[0], ANY_SOURCE, ANY_SOURCE, "any",
+            plans.append(NetPlan(seed, "isotropic", t, sources[0], ANY_SOURCE, ANY_SOURCE, ANY_SOURCE,
                                  MISSING, evals=paired(sources),
                                  check=checked(seed, sources[0], ANY_SOURCE, t)))
         for a, (aug, ratio) in enumerate(augmentations):
             train = dict(augment=a, train_family=aug["family"], train_strength=aug["strength"],
                          train_ratio=float(ratio), evals=every)
-            plans.append(NetPlan(seed, "none", None, None, NOISE_FREE, NOISE_FREE, "any",
+            plans.append(NetPlan(seed, "none", None, None, NOISE_FREE, NOISE_FREE, ANY_SOURCE,
                                  MISSING, **train))
             if "full" in structures:
                 d = noise[augment_noise]

@@ -37,7 +37,7 @@ __all__ = ["Protocol", "PaperProtocol", "EOTProtocol", "PROTOCOLS", "AttackSetup
 class AttackSetup:
     """How one attack runs under a protocol: the configured source and its target.
 
-    Attributes
+    Parameters
     ----------
     source : ModificationSource
         A copy of the attack with the protocol's ``eot_samples``.
@@ -47,6 +47,17 @@ class AttackSetup:
         Noise draws averaged per gradient or query (the ``eot_samples`` column).
     eot_draws : int
         Draws the attack saw per gradient or query (the ``eot_draws`` column).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.evaluation.protocols import PaperProtocol
+    >>> from structnoise.sources import FGSM
+    >>> class Net:
+    ...     module_ = torch.nn.Linear(4, 2)
+    >>> setup = PaperProtocol().attack(FGSM(eps=0.1), Net(), stochastic=True)
+    >>> setup.eot_samples, setup.source.eot_samples
+    (1, 1)
     """
 
     source: object
@@ -64,6 +75,16 @@ class Protocol:
 
     Subclasses set ``name`` and implement :meth:`attack`; :meth:`accuracy`
     defaults to the accuracy of the net's prediction (its noise ensemble).
+
+    Examples
+    --------
+    >>> from structnoise.evaluation.protocols import EOTProtocol, Protocol
+    >>> class ManyDraws(Protocol):
+    ...     name = "eot32"
+    ...     def attack(self, source, net, stochastic):
+    ...         return EOTProtocol(32).attack(source, net, stochastic)
+    >>> ManyDraws().name
+    'eot32'
     """
 
     name = None

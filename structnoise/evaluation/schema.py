@@ -36,6 +36,16 @@ MISSING = float("nan")
 def as_number(value):
     """``value`` as a float, None and NaN both becoming :data:`MISSING`.
 
+    Parameters
+    ----------
+    value : float, int or None
+        A number of the rows (a strength, a trace scale).
+
+    Returns
+    -------
+    number : float
+        NaN when missing.
+
     Examples
     --------
     >>> from structnoise.evaluation.schema import as_number
@@ -50,6 +60,16 @@ def as_number(value):
 
 def key_text(value):
     """A number as text for keys: missing values (None, NaN) are all ``"nan"``.
+
+    Parameters
+    ----------
+    value : float, int or None
+        A number of a key.
+
+    Returns
+    -------
+    text : str
+        Its ``repr`` as a float, or ``"nan"``.
 
     Examples
     --------
@@ -108,6 +128,16 @@ def default_label(description):
 
     Two unnamed sources of one family and strength get the same label; name
     them (a dict of sources) to compare them in one experiment.
+
+    Parameters
+    ----------
+    description : dict
+        ``family``, ``strength`` and ``strength_unit`` of a source.
+
+    Returns
+    -------
+    label : str
+        The family alone when the strength is missing.
 
     Examples
     --------

@@ -15,7 +15,7 @@ __all__ = ["RunSettings"]
 class RunSettings:
     """The settings of one run, validated by the experiment before any training.
 
-    Attributes
+    Parameters
     ----------
     net : NoisyNeuralNetClassifier
         The unfitted template (module, optimizer, device, ``noise_ensemble``).
@@ -39,6 +39,18 @@ class RunSettings:
         Training-time augmentations of the baselines.
     checks : dict or None
         The obfuscation checks' settings (``n_images`` and ``run_checks``'s).
+
+    Examples
+    --------
+    >>> from structnoise.evaluation.protocols import get_protocols
+    >>> from structnoise.evaluation.settings import RunSettings
+    >>> from structnoise.sources import FGSM
+    >>> settings = RunSettings(net=None, layers=("body.2",), widths={"body.2": 32}, noise=None,
+    ...                        noise_sources=(("fgsm", FGSM(eps=0.1)),), eval_sources=(),
+    ...                        protocols=get_protocols("paper"), base_epochs=1,
+    ...                        noise_epochs=1, pair_batch_size=64)
+    >>> settings.noise_sources[0][0]
+    'fgsm'
     """
 
     net: object
