@@ -2,8 +2,8 @@
 
 import torch
 
-from structnoise._inference import stacked_draws
 from structnoise import _inference
+from structnoise._inference import stacked_draws
 from structnoise.sources import EOTLoss, EOTModel
 
 

@@ -227,8 +227,8 @@ def make_plan(*, seeds, structures, trace_scales, noise, evals, pairing, augment
                                  MISSING, evals=every, check=checked(seed, None, NOISE_FREE,
                                                                      None)))
         for t, sources in isotropic.items():
-            plans.append(NetPlan(seed, "isotropic", t, sources[0], ANY_SOURCE, ANY_SOURCE, ANY_SOURCE,
-                                 MISSING, evals=paired(sources),
+            plans.append(NetPlan(seed, "isotropic", t, sources[0], ANY_SOURCE, ANY_SOURCE,
+                                 ANY_SOURCE, MISSING, evals=paired(sources),
                                  check=checked(seed, sources[0], ANY_SOURCE, t)))
         for a, (aug, ratio) in enumerate(augmentations):
             train = dict(augment=a, train_family=aug["family"], train_strength=aug["strength"],
