@@ -11,19 +11,8 @@ from structnoise.evaluation import COLUMNS
 from structnoise.sources import FGSM, LinfPGD
 
 
-@pytest.fixture(scope="module")
-def data():
-    return digits()
-
-
-@pytest.fixture(scope="module")
-def run(data):
-    exp = make_experiment()
-    return exp, exp.run(*data)
-
-
-def test_exact_columns_and_both_protocols(run):
-    exp, rows = run
+def test_exact_columns_and_both_protocols(small_run):
+    exp, rows = small_run
     assert list(rows.columns) == COLUMNS
     assert set(rows.eval_protocol) == {"paper", "eot"}
     assert set(rows.structure) == {"none", "full", "diagonal", "isotropic"}
@@ -40,8 +29,8 @@ def test_exact_columns_and_both_protocols(run):
     assert (rows[rows.eval_family == "gaussian_noise"].eval_strength_unit == "severity").all()
 
 
-def test_noisy_nets_eot_rows_use_more_than_one_draw(run):
-    _, rows = run
+def test_noisy_nets_eot_rows_use_more_than_one_draw(small_run):
+    _, rows = small_run
     adv = rows[rows.eval_kind == "adversarial"]
     noisy = adv[adv.structure != "none"]
     assert (noisy[noisy.eval_protocol == "eot"].eot_draws > 1).all()
@@ -51,8 +40,8 @@ def test_noisy_nets_eot_rows_use_more_than_one_draw(run):
     assert (adv[adv.structure == "none"].eot_draws == 1).all()
 
 
-def test_pairing_by_kind_and_shared_networks(run):
-    _, rows = run
+def test_pairing_by_kind_and_shared_networks(small_run):
+    _, rows = small_run
     # attack-shaped noise is evaluated on attacks, modification-shaped on modifications
     fgsm_nets = rows[rows.noise_family == "FGSM"]
     assert set(fgsm_nets.eval_kind) == {"clean", "adversarial"}
@@ -70,27 +59,27 @@ def test_pairing_by_kind_and_shared_networks(run):
 
 
 @pytest.mark.slow
-def test_runs_are_deterministic_and_n_jobs_does_not_matter(data, run):
-    _, rows = run
-    same_rows(make_experiment().run(*data), rows)
-    same_rows(make_experiment(n_jobs=2).run(*data), rows)
+def test_runs_are_deterministic_and_n_jobs_does_not_matter(digits_data, small_run):
+    _, rows = small_run
+    same_rows(make_experiment().run(*digits_data), rows)
+    same_rows(make_experiment(n_jobs=2).run(*digits_data), rows)
 
 
-def test_changed_configuration_is_kept_apart(data, tmp_path):
+def test_changed_configuration_is_kept_apart(digits_data, tmp_path):
     a = make_experiment(store=tmp_path, structures=("none",))
-    rows_a = a.run(*data)
+    rows_a = a.run(*digits_data)
     b = make_experiment(store=tmp_path, structures=("none",), eot_samples=3)
-    rows_b = b.run(*data)
+    rows_b = b.run(*digits_data)
     assert a.config_hash_ != b.config_hash_
     assert len(list(tmp_path.iterdir())) == 2
     assert b.n_networks_trained_ == 2  # its own base and network: nothing reused
     assert len(rows_a) == len(rows_b)
     # n_jobs and verbose do not change results: same configuration
     c = make_experiment(store=tmp_path, structures=("none",), n_jobs=2, verbose=1)
-    c.run(*data)
+    c.run(*digits_data)
     assert c.config_hash_ == a.config_hash_ and c.n_networks_trained_ == 0
     # other data: another configuration
-    X, y, Xt, yt = data
+    X, y, Xt, yt = digits_data
     d = make_experiment(store=tmp_path, structures=("none",))
     d.run(X[:200], y[:200], Xt, yt)
     assert d.config_hash_ != a.config_hash_
@@ -110,16 +99,16 @@ def test_changed_configuration_is_kept_apart(data, tmp_path):
     (dict(eval_sources=[LinfPGD(eps=0.1, nb_iter=3), LinfPGD(eps=0.1, nb_iter=9)]),
      "same family"),
 ])
-def test_bad_configuration_before_any_training(data, kw, match):
+def test_bad_configuration_before_any_training(digits_data, kw, match):
     exp = make_experiment(**kw)
     with pytest.raises((ValueError, TypeError), match=match):
-        exp.run(*data)
+        exp.run(*digits_data)
     assert not hasattr(exp, "results_")
 
 
-def test_experiment_runs_the_checks_on_every_network_kind(data):
+def test_experiment_runs_the_checks_on_every_network_kind(digits_data):
     exp = make_experiment(checks=dict(n_images=20, nb_iter=2, eot_samples=2, square_iter=5))
-    exp.run(*data)
+    exp.run(*digits_data)
     kinds = set(map(tuple, exp.checks_[["structure", "noise_family"]].values))
     assert kinds == {("none", "none"), ("full", "FGSM"), ("diagonal", "FGSM"),
                      ("isotropic", "any")}
@@ -128,26 +117,26 @@ def test_experiment_runs_the_checks_on_every_network_kind(data):
 
 
 @pytest.mark.slow
-def test_dask_backend_gives_thesame_rows(data, run):
+def test_dask_backend_gives_the_same_rows(digits_data, small_run):
     distributed = pytest.importorskip("distributed", reason="the dask extra")
     from joblib import parallel_backend
 
-    _, rows = run
+    _, rows = small_run
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster):
         with parallel_backend("dask"):
-            on_dask = make_experiment(n_jobs=2).run(*data)
+            on_dask = make_experiment(n_jobs=2).run(*digits_data)
     same_rows(on_dask, rows)
 
 
-def test_augmentation_baselines_alone_and_with_the_noise(data):
+def test_augmentation_baselines_alone_and_with_the_noise(digits_data):
     from structnoise.sources import GaussianNoise
 
     exp = make_experiment(structures=("none", "full"),
                           augmentations=[(LinfPGD(eps=0.1, nb_iter=2, eps_iter=0.05), 0.5),
                                          (GaussianNoise(0.2), 1.0)])
-    rows = exp.run(*data)
+    rows = exp.run(*digits_data)
     aug = rows[rows.train_family != "standard"]
     assert set(map(tuple, aug[["train_family", "train_strength", "train_ratio"]]
                    .drop_duplicates().values)) == {("LinfPGD", 0.1, 0.5),
@@ -193,13 +182,13 @@ GOLDEN = ["seed", "noise_family", "noise_strength", "structure", "trace_scale", 
           "eval_strength", "eval_protocol"]
 
 
-def test_rows_and_checks_equal_those_of_the_engine_before_its_restructure(data):
+def test_rows_and_checks_equal_those_of_the_engine_before_its_restructure(digits_data):
     """tests/data/golden_*.csv were written by the engine of 390bc21 on this configuration."""
     from pathlib import Path
 
     exp = make_experiment(seeds=(0, 1),
                           checks=dict(n_images=20, nb_iter=2, eot_samples=2, square_iter=5))
-    rows = exp.run(*data)
+    rows = exp.run(*digits_data)
     here = Path(__file__).parent / "data"
     old = pd.read_csv(here / "golden_rows.csv").fillna({"eval_strength_unit": ""})
     new = rows[list(old.columns)]
@@ -213,24 +202,24 @@ def test_rows_and_checks_equal_those_of_the_engine_before_its_restructure(data):
     assert list(new_checks.passed) == list(old_checks.passed)
 
 
-def test_the_callers_random_streams_are_neither_seeded_nor_advanced(data):
+def test_the_callers_random_streams_are_neither_seeded_nor_advanced(digits_data):
     # the legacy global streams are what is under test here
     torch.manual_seed(123)
     np.random.seed(123)  # noqa: NPY002
     expected_torch, expected_numpy = torch.rand(3), np.random.rand(3)  # noqa: NPY002
     torch.manual_seed(123)
     np.random.seed(123)  # noqa: NPY002
-    make_experiment(structures=("none", "full")).run(*data)
+    make_experiment(structures=("none", "full")).run(*digits_data)
     assert torch.equal(torch.rand(3), expected_torch)
     assert np.array_equal(np.random.rand(3), expected_numpy)  # noqa: NPY002
 
 
 # ------------------------------------------------------------- identity, labels
-def test_two_configurations_of_one_family_and_strength_side_by_side(data):
+def test_two_configurations_of_one_family_and_strength_side_by_side(digits_data):
     pgd = {"pgd3": LinfPGD(eps=0.1, nb_iter=3, eps_iter=0.1, rand_init=False),
            "pgd1": LinfPGD(eps=0.1, nb_iter=1, eps_iter=0.1, rand_init=False)}
     exp = make_experiment(noise_sources=pgd, eval_sources=pgd, structures=("none", "full"))
-    rows = exp.run(*data)
+    rows = exp.run(*digits_data)
     full = rows[(rows.structure == "full") & (rows.eval_kind == "adversarial")]
     assert set(full.noise_label) == {"pgd3", "pgd1"}
     assert set(full.eval_label) == {"pgd3", "pgd1"}
@@ -260,7 +249,8 @@ def test_a_source_describes_itself_and_a_new_one_can_say_its_strength():
     (dict(noise_sources={"": FGSM(eps=0.1)}), "labels must be non-empty strings"),
     (dict(seeds=(0, 0)), "distinct"),
 ])
-def test_bad_layers_and_sources_are_refused_before_any_training(data, kw, match, monkeypatch):
+def test_bad_layers_and_sources_are_refused_before_any_training(digits_data, kw, match,
+                                                                   monkeypatch):
     from structnoise.evaluation import trainer
 
     def no_training(*args, **kwargs):
@@ -269,12 +259,12 @@ def test_bad_layers_and_sources_are_refused_before_any_training(data, kw, match,
     monkeypatch.setattr(trainer.SequentialTrainer, "train_base", no_training)
     exp = make_experiment(**kw)
     with pytest.raises((ValueError, TypeError), match=match):
-        exp.run(*data)
+        exp.run(*digits_data)
     assert not hasattr(exp, "results_")
 
 
-def test_images_that_do_not_fit_the_module_are_refused_before_any_training(data):
-    X, y, Xt, yt = data
+def test_images_that_do_not_fit_the_module_are_refused_before_any_training(digits_data):
+    X, y, Xt, yt = digits_data
     with pytest.raises(ValueError, match="do not fit the module"):
         make_experiment().run(X[:, :, :4, :4], y, Xt[:, :, :4, :4], yt)
     with pytest.raises(ValueError, match="same shape"):

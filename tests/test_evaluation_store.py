@@ -11,22 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from evaluation_helpers import digits, make_experiment, same_rows
+from evaluation_helpers import make_experiment, same_rows
 
 from structnoise.evaluation.store import ResultStore, write_atomic
 
 TESTS = Path(__file__).parent
 
 
-@pytest.fixture(scope="module")
-def data():
-    return digits()
-
 
 @pytest.fixture(scope="module")
-def reference(data):
+def reference(digits_data):
     exp = make_experiment(structures=("none", "full", "isotropic"))
-    return exp.run(*data)
+    return exp.run(*digits_data)
 
 
 def test_write_atomic_leaves_a_whole_file_or_none(tmp_path):
@@ -43,21 +39,22 @@ def test_write_atomic_leaves_a_whole_file_or_none(tmp_path):
     assert os.listdir(tmp_path) == ["rows.csv"]   # no temporary file left behind
 
 
-def test_every_network_is_stored_as_it_finishes(data, reference, tmp_path):
+def test_every_network_is_stored_as_it_finishes(digits_data, reference, tmp_path):
     exp = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
-    rows = exp.run(*data)
+    rows = exp.run(*digits_data)
     same_rows(rows, reference)
     root = tmp_path / exp.config_hash_
     assert len(list((root / "networks").glob("*.csv"))) == len(exp.plan_)
     assert [p.name for p in (root / "bases").iterdir()] == ["seed0.pt"]
     again = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
-    same_rows(again.run(*data), reference)
+    same_rows(again.run(*digits_data), reference)
     assert again.n_networks_trained_ == 0
 
 
-def test_damaged_files_are_named_recomputed_and_the_rows_unchanged(data, reference, tmp_path):
+def test_damaged_files_are_named_recomputed_and_the_rows_unchanged(digits_data, reference,
+                                                                   tmp_path):
     exp = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
-    exp.run(*data)
+    exp.run(*digits_data)
     root = tmp_path / exp.config_hash_
     networks = sorted((root / "networks").glob("*.csv"))
     # a half-written row (as an older, appending store could leave), a file
@@ -69,7 +66,7 @@ def test_damaged_files_are_named_recomputed_and_the_rows_unchanged(data, referen
     (root / "networks" / ".tmp-killed").write_text("seed,noise")
     again = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
     with pytest.warns(RuntimeWarning, match="is damaged") as record:
-        rows = again.run(*data)
+        rows = again.run(*digits_data)
     named = " ".join(str(w.message) for w in record)
     assert networks[0].name in named and networks[1].name in named and "seed0.pt" in named
     assert again.n_networks_trained_ == 3  # the base network and the two damaged ones
@@ -87,12 +84,12 @@ def test_in_memory_store_round_trips_the_types():
 _KILLED_RUN = textwrap.dedent("""
     import sys, time
     from evaluation_helpers import digits, make_experiment
-    data = digits()
+    digits_data = digits()
     exp = make_experiment(structures=("none", "full", "isotropic"), seeds=(0, 1),
                           store=sys.argv[1])
     print("ready", flush=True)
     t0 = time.perf_counter()
-    rows = exp.run(*data)
+    rows = exp.run(*digits_data)
     rows.to_csv(sys.argv[2], index=False)
     print("work", time.perf_counter() - t0, flush=True)
 """)

@@ -2,26 +2,15 @@
 
 import pytest
 import torch
-from evaluation_helpers import TinyNet, digits, make_experiment
+from evaluation_helpers import TinyNet
 
 from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
 from structnoise.evaluation import Experiment, summarise, transfer_table
 from structnoise.sources import Corruption
 
 
-@pytest.fixture(scope="module")
-def data():
-    return digits()
-
-
-@pytest.fixture(scope="module")
-def run(data):
-    exp = make_experiment()
-    return exp, exp.run(*data)
-
-
-def test_views(run):
-    _, rows = run
+def test_views(small_run):
+    _, rows = small_run
     s = summarise(rows)
     assert {"mean", "ci", "n_seeds"} <= set(s.columns)
     assert (s.n_seeds == 1).all() and s.ci.isna().all()
@@ -36,11 +25,11 @@ def test_views(run):
         float(full.accuracy.iloc[0]))
 
 
-def test_transfer_matrix_is_a_view_of_the_experiment(data):
+def test_transfer_matrix_is_a_view_of_the_experiment(digits_data):
     from structnoise import StructuredNoiseFitter
     from structnoise.evaluation import transfer_matrix
 
-    X, y, Xt, yt = data
+    X, y, Xt, yt = digits_data
     net = NoisyNeuralNetClassifier(TinyNet, noise=StructuredNoiseFitter(), noise_layers="act",
                                    max_epochs=4, lr=1e-2, optimizer=torch.optim.Adam,
                                    train_split=None, verbose=0)
