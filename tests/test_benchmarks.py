@@ -43,12 +43,15 @@ def test_report_has_every_claim_per_protocol_and_the_checks(tiny_run):
     for k in (1, 2, 3):
         section = report.split(f"## Claim {k}:")[1].split("## Claim")[0]
         assert "**paper protocol:" in section and "**eot protocol:" in section
-    assert "| evaluation | Full | Diagonal | Identity | None | paper (FashionMNIST) |" in report
+    assert ("| evaluation | Full | Diagonal | Identity | None | full - none | full - identity "
+            "| paper (FashionMNIST) |") in report
+    assert "## Adequacy: did the networks learn their task?" in report
     assert "## Reductions from the paper's protocol" in report
     checks = pd.read_csv(out / "checks.csv")
     lines = [line for line in report.splitlines() if line.startswith(("- PASS", "- **FLAG"))]
     assert len(lines) == len(checks) > 0
-    for fig in ["accuracy_vs_eps.png", "transfer_heatmap.png", "accuracy_vs_strength.png"]:
+    for fig in ["accuracy_vs_eps.png", "transfer_heatmap.png", "accuracy_vs_strength.png",
+                "paired_differences.png"]:
         assert (out / fig).stat().st_size > 0
 
 

@@ -38,3 +38,21 @@ def test_the_report_and_figures_are_written(rows, tmp_path):
     assert "**eot3 protocol:" in text and "**paper protocol:" in text
     assert (tmp_path / "report.md").read_text() == text
     assert (tmp_path / "accuracy_vs_eps.png").exists()
+
+
+def test_report_states_adequacy_and_draws_the_paired_differences(tmp_path):
+    from test_evaluation_paired import synthetic
+
+    from structnoise.evaluation.paired import condition_key
+
+    rows = synthetic({"full": 0.2, "diagonal": 0.1, "isotropic": 0.05}, protocols=("paper", "eot"))
+    refs = {condition_key("none", "none", None): 0.98}
+    text = write_report("synthetic", "MNIST", [], rows, None, str(tmp_path), 1.0,
+                        references=refs)
+    adequacy = text.split("## Adequacy")[1].split("## Claim 1")[0]
+    assert "| none | none |  | 4 |" in adequacy and "adequate" in adequacy
+    assert "no reference" in adequacy
+    assert "**paper protocol: supported.**" in text.split("## Claim 1:")[1]
+    assert (tmp_path / "paired_differences.png").stat().st_size > 0
+    none = write_report("synthetic", "MNIST", [], rows, None, str(tmp_path), 1.0)
+    assert "no adequacy verdict is made" in none

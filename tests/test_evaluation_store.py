@@ -153,3 +153,11 @@ def test_runs_killed_at_random_points_finish_with_the_uninterrupted_rows(tmp_pat
               straight.fillna({"eval_strength_unit": ""}))
     print(f"kill test: {kills} kills, stored files (of {n_files}) after each: {progress}, "
           f"uninterrupted run {work:.1f} s")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    path = tmp_path / "a.csv"
+    write_atomic(str(path), lambda fh: fh.write(b"x"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~mask

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Preset", "PRESETS", "get_preset", "paper_attacks", "PAPER_NUMBERS",
-           "PAPER_MODIFICATIONS"]
+           "PAPER_MODIFICATIONS", "ADEQUACY_REFERENCES"]
 
 #: the paper's ten modifications: name -> "severity" (1-5) or "strength" (s)
 PAPER_MODIFICATIONS = {
@@ -36,6 +36,13 @@ PAPER_NUMBERS = {
     ("gaussian_noise", 5.0): (0.72, 0.59, 0.46, 0.41),
     ("elastic_transform", 2.0): (0.68, 0.72, 0.71, 0.72),
 }
+
+
+#: data set -> condition key ``(structure, noise label, trace scale)`` -> the clean
+#: accuracy of that condition trained at full size (``--preset adequacy``): the
+#: references the report holds each run's networks to. Empty for a data set
+#: no full run has measured.
+ADEQUACY_REFERENCES = {}
 
 
 @dataclass
@@ -218,6 +225,42 @@ def _default(device="cpu", data_dir=None, n_jobs=1, **_):
                   ])
 
 
+def _main_job_noise_sources():
+    """The main job's noise sources: the four attacks at eps 0.1 (reduced) and two modifications."""
+    return paper_attacks(0.1, **_MAIN_JOB_ITERATIONS) + [_modification("rotate", 2.0),
+                                                         _modification("obstruction", 2.0)]
+
+
+#: the main job's attack iterations (the paper: 100, 100 with 5 restarts, 100)
+_MAIN_JOB_ITERATIONS = dict(pgd_iter=10, apgd_iter=10, apgd_restarts=1, square_iter=30)
+
+
+def _adequacy(device="cpu", data_dir=None, n_jobs=1, **_):
+    """Clean accuracy of each of the main job's conditions trained at full size (the references).
+
+    The main job's networks (noise sources, structures, trace scales) with the
+    paper's training: all 60000 training images, 10 + 10 epochs, one seed;
+    evaluated on the clean test images only (and one modification, which an
+    experiment needs). Its clean accuracies are :data:`ADEQUACY_REFERENCES`.
+    """
+    from ..fitters import StructuredNoiseFitter
+    from ..models import PaperCNN
+    from .experiment import Experiment
+
+    load = _fashion(data_dir) if data_dir else _mnist()
+    exp = Experiment(
+        _paper_net(device), PaperCNN.NOISE_SITES[2], _main_job_noise_sources(),
+        [_modification("rotate", 2.0)], structures=("none", "full", "diagonal", "isotropic"),
+        trace_scales={"adversarial": (2.0,), "naturalistic": (0.5,)},
+        noise=StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4), protocols=("paper",),
+        seeds=(0,), base_epochs=10, noise_epochs=10, n_jobs=n_jobs)
+    return Preset("adequacy", {"L2": exp}, load, "FashionMNIST" if data_dir else "MNIST", [
+        "clean accuracy only: the references of the main job's conditions (the paper's "
+        "training: 60000 images, 10 + 10 epochs; one seed)",
+        "attack-shaped noise from the main job's reduced attacks (PGD and AutoPGD 10 "
+        "iterations, AutoPGD 1 restart, Square 30 iterations)"])
+
+
 def _paper(device="cpu", data_dir=None, n_jobs=1, seeds=10, n_train=None, n_test=None,
            layers=None, eps=None, modifications=None, trace_scales=None, baselines=True, **_):
     """The authors' whole protocol: hours on CPU (each option reduces it, and says so)."""
@@ -308,7 +351,7 @@ def _tiny(device="cpu", n_jobs=1, **_):
 
 
 #: preset name -> builder
-PRESETS = {"default": _default, "paper": _paper, "tiny": _tiny}
+PRESETS = {"default": _default, "paper": _paper, "tiny": _tiny, "adequacy": _adequacy}
 
 
 def get_preset(name, **kwargs):

@@ -4,6 +4,15 @@ import os
 
 import numpy as np
 
+from .adequacy import TOLERANCE, adequacy_table, undertrained_conditions
+from .paired import (
+    COMBINE_RULE,
+    UNDERTRAINED,
+    combine,
+    paired_differences,
+    t_interval,
+    verdict,
+)
 from .presets import PAPER_NUMBERS
 from .schema import ANY_SOURCE, NOISE_FREE, STANDARD
 from .store import write_atomic
@@ -60,13 +69,23 @@ def _matched(results):
     return [tuple(k) for k in keys.itertuples(index=False)]
 
 
-def claim_tables(results):
-    """Per protocol: the claims' tables, verdicts and reasons.
+def claim_tables(results, references=None):
+    """Per protocol: the claims' tables and verdicts, built from paired per-seed comparisons.
+
+    Every condition of a seed shares its base network and test images, so
+    conditions are compared through per-seed paired differences with a
+    t-interval over seeds (:mod:`~structnoise.evaluation.paired`); each
+    comparison is supported, contradicted or inconclusive, and a claim's
+    verdict combines its comparisons by the printed rule. Comparisons
+    involving a condition that misses its clean-accuracy reference are
+    "inconclusive: undertrained" (:mod:`~structnoise.evaluation.adequacy`).
 
     Parameters
     ----------
     results : pandas.DataFrame
         Rows of :meth:`Experiment.run`.
+    references : dict, default=None
+        The adequacy references (condition key -> clean accuracy), or None.
 
     Returns
     -------
@@ -86,29 +105,128 @@ def claim_tables(results):
     results = _standard(results)
     summary = summarise(results)
     matched = _matched(results)
+    undertrained = undertrained_conditions(adequacy_table(results, references))
+    diffs = paired_differences(results, undertrained=undertrained)
     out = {}
-    for protocol in sorted(results.eval_protocol.unique()):
-        claims = {}
-        # claim 1: the paper's table, matched evaluations
-        header = ["evaluation"] + [c for c, _ in _COLUMNS] + ["paper (FashionMNIST)"]
-        rows, wins, total = [], 0, 0
-        for family, strength, _, ts in sorted(matched, key=lambda k: (k[2], k[0], k[1])):
-            cells = {st: _cell(summary, protocol, family, strength, st, family, strength, ts)
-                     for _, st in _COLUMNS}
-            paper = PAPER_NUMBERS.get((family, float(strength)))
-            rows.append([f"{family} {_unit(results, family)} {strength:g} (tr={ts:g})"]
-                        + [_fmt(cells[st]) for _, st in _COLUMNS]
-                        + [" / ".join(f"{v:.2f}" for v in paper) if paper else "n/a"])
-            if all(cells[st] is not None for st in ("full", "isotropic", "none")):
-                total += 1
-                full = cells["full"][0]
-                wins += full > cells["none"][0] and full > cells["isotropic"][0]
-        claims[1] = (header, rows, *_verdict(
-            wins, total, "full beats both no noise and trace-matched isotropic noise"))
-        claims[2] = _claim2(summary, results, protocol)
-        claims[3] = _claim3(summary, results, protocol)
-        out[protocol] = claims
+    for protocol in dict.fromkeys(results.eval_protocol):
+        d = diffs[diffs.eval_protocol == protocol]
+        out[protocol] = {1: _claim1(summary, results, protocol, matched, d), 2: _claim2(d),
+                         3: _claim3(d)}
     return out
+
+
+def _cmp(d, label, eval_label, comparison):
+    """The paired comparison row, or None."""
+    r = d[(d.noise_label == label) & (d.eval_label == eval_label) & (d.comparison == comparison)]
+    return None if not len(r) else r.iloc[0]
+
+
+def _fmt_cmp(r):
+    if r is None:
+        return "n/a"
+    if r["n_seeds"] < 2:
+        return f"{r['mean']:+.3f} (1 seed) {r['verdict']}"
+    return f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] {r['verdict']}"
+
+
+def _reason(verdicts, what):
+    counts = {v: list(verdicts).count(v) for v in dict.fromkeys(verdicts)}
+    shown = ", ".join(f"{n} {v}" for v, n in counts.items())
+    return f"{what}: {shown or 'none measured'}. Rule: {COMBINE_RULE}"
+
+
+def _claim1(summary, results, protocol, matched, d):
+    header = (["evaluation"] + [c for c, _ in _COLUMNS] + ["full - none", "full - identity",
+                                                           "paper (FashionMNIST)"])
+    rows, verdicts = [], []
+    by_eval = results.drop_duplicates(["noise_label", "noise_family", "noise_strength"])
+    for family, strength, _, ts in sorted(matched, key=lambda k: (k[2], k[0], k[1])):
+        cells = {st: _cell(summary, protocol, family, strength, st, family, strength, ts)
+                 for _, st in _COLUMNS}
+        labels = by_eval[(by_eval.noise_family == family) & np.isclose(
+            by_eval.noise_strength.astype(float), strength)].noise_label
+        label = labels.iloc[0] if len(labels) else None
+        c_none, c_iso = (_cmp(d, label, label, c) for c in ("full - none", "full - identity"))
+        verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
+        paper = PAPER_NUMBERS.get((family, float(strength)))
+        rows.append([f"{family} {_unit(results, family)} {strength:g} (tr={ts:g})"]
+                    + [_fmt(cells[st]) for _, st in _COLUMNS]
+                    + [_fmt_cmp(c_none), _fmt_cmp(c_iso)]
+                    + [" / ".join(f"{v:.2f}" for v in paper) if paper else "n/a"])
+    return header, rows, combine(verdicts), _reason(
+        verdicts, "full - none and full - identity on each matched evaluation (paired over "
+        "seeds)")
+
+
+def _row(values, undertrained):
+    diff = np.asarray(values, dtype=float)
+    mean, low, high = t_interval(diff)
+    n = len(diff)
+    v = UNDERTRAINED if undertrained else verdict(low, high, n)
+    return {"mean": mean, "low": low, "high": high, "n_seeds": n, "verdict": v}
+
+
+def _claim2(d):
+    header = ["noise from", "full - identity, own modification",
+              "own gain - transfer gain (full - none)"]
+    nat = d[d.noise_kind == "naturalistic"]
+    rows, verdicts = [], []
+    structure_nat, structure_adv = [], []
+    for label in dict.fromkeys(nat.noise_label):
+        mine = nat[nat.noise_label == label]
+        own_family = mine[mine.matched].eval_family
+        own_iso = _cmp(d, label, label, "full - identity")
+        own = _cmp(d, label, label, "full - none")
+        others = mine[(mine.comparison == "full - none") & (mine.eval_kind == "naturalistic")
+                      & (~mine.eval_family.isin(own_family))]
+        transfer = None
+        if own is not None and len(others):
+            per = [np.asarray(own.per_seed)] + [np.asarray(p) for p in others.per_seed]
+            if len({len(p) for p in per}) == 1:
+                under = own.verdict == UNDERTRAINED or (others.verdict == UNDERTRAINED).any()
+                transfer = _row(per[0] - np.mean(per[1:], axis=0), under)
+        if own_iso is not None:
+            verdicts.append(own_iso["verdict"])
+            structure_nat.append(own_iso)
+        if transfer is not None:
+            verdicts.append(transfer["verdict"])
+        rows.append([label, _fmt_cmp(own_iso), _fmt_cmp(transfer)])
+    adv = d[(d.noise_kind == "adversarial") & d.matched & (d.comparison == "full - identity")]
+    structure_adv = list(adv.itertuples(index=False))
+    if structure_nat and structure_adv:
+        nat_mean = np.mean([np.asarray(r.per_seed) for r in structure_nat], axis=0)
+        adv_mean = np.mean([np.asarray(r.per_seed) for r in structure_adv], axis=0)
+        if nat_mean.shape == adv_mean.shape:
+            under = any(r["verdict"] == UNDERTRAINED for r in structure_nat) or any(
+                r.verdict == UNDERTRAINED for r in structure_adv)
+            most = _row(nat_mean - adv_mean, under)
+            verdicts.append(most["verdict"])
+            rows.append(["structure gain (full - identity), modifications - attacks",
+                         _fmt_cmp(most), ""])
+    if not len(nat):
+        return header, rows, "not measured", ("needs naturalistic noise sources with their "
+                                              "full, identity and noise-free networks")
+    return header, rows, combine(verdicts), _reason(
+        verdicts, "full - identity on each modification's own evaluation, own - transfer "
+        "gain per modification, and the structure gain on modifications minus that on "
+        "attacks (paired over seeds)")
+
+
+def _claim3(d):
+    header = ["noise from", "evaluated on", "full - none", "full - identity"]
+    adv = d[(d.noise_kind == "adversarial") & (d.eval_kind == "adversarial") & ~d.matched]
+    adv = adv[np.isclose(adv.eval_strength.astype(float), adv.noise_strength.astype(float))]
+    rows, verdicts = [], []
+    for (label, eval_label), _ in adv.groupby(["noise_label", "eval_label"], sort=False):
+        c_none, c_iso = (_cmp(d, label, eval_label, c) for c in ("full - none",
+                                                                  "full - identity"))
+        verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
+        rows.append([label, eval_label, _fmt_cmp(c_none), _fmt_cmp(c_iso)])
+    if not rows:
+        return header, rows, "not measured", "needs two or more attacks at one eps"
+    return header, rows, combine(verdicts), _reason(
+        verdicts, "full noise from one attack against no noise and identity noise, on each "
+        "other attack at the same eps (paired over seeds)")
 
 
 def _standard(results):
@@ -184,89 +302,6 @@ def _unit(results, family):
     return {"eps": "eps", "severity": "sev", "strength": "s"}.get(unit, unit)
 
 
-def _verdict(wins, total, what):
-    if total == 0:
-        return "not measured", "no evaluation of this kind in the run"
-    frac = wins / total
-    verdict = "reproduced" if frac >= 0.75 else ("not reproduced" if frac <= 0.25 else "mixed")
-    return verdict, f"{what} in {wins} of {total} matched evaluations (means over seeds)"
-
-
-def _gain(summary, protocol, family, strength, noise_family, noise_strength, structure, ts):
-    a = _cell(summary, protocol, family, strength, structure, noise_family, noise_strength, ts)
-    b = _cell(summary, protocol, family, strength, "none")
-    return None if a is None or b is None else a[0] - b[0]
-
-
-def _claim2(summary, results, protocol):
-    nat = results[(results.noise_kind == "naturalistic")]
-    sources = nat[["noise_family", "noise_strength", "trace_scale"]].drop_duplicates()
-    header = ["noise from", "gain on its own modification", "mean gain on the others",
-              "structure gain (full - identity), own"]
-    rows, own_beats, total, struct_nat = [], 0, 0, []
-    for fam, strength, ts in sources.itertuples(index=False):
-        own = _gain(summary, protocol, fam, strength, fam, strength, "full", ts)
-        others = []
-        for ofam, ostrength in sources[["noise_family", "noise_strength"]].itertuples(
-                index=False):
-            if ofam != fam:
-                g = _gain(summary, protocol, ofam, ostrength, fam, strength, "full", ts)
-                if g is not None:
-                    others.append(g)
-        full = _cell(summary, protocol, fam, strength, "full", fam, strength, ts)
-        iso = _cell(summary, protocol, fam, strength, "isotropic", trace_scale=ts)
-        sgain = None if full is None or iso is None else full[0] - iso[0]
-        if sgain is not None:
-            struct_nat.append(sgain)
-        if own is not None and others:
-            total += 1
-            own_beats += own > np.mean(others)
-        rows.append([f"{fam} {strength:g}", _signed(own),
-                     _signed(np.mean(others) if others else None), _signed(sgain)])
-    adv = [full[0] - iso[0] for fam, st, kind, ts in _matched(results) if kind == "adversarial"
-           for full, iso in [(_cell(summary, protocol, fam, st, "full", fam, st, ts),
-                              _cell(summary, protocol, fam, st, "isotropic", trace_scale=ts))]
-           if full is not None and iso is not None]
-    if not total:
-        return header, rows, "not measured", ("transfer needs two or more naturalistic noise "
-                                              "sources in the run")
-    helps_most = bool(struct_nat) and bool(adv) and np.mean(struct_nat) > np.mean(adv)
-    poor_transfer = own_beats == total
-    verdict = ("reproduced" if helps_most and poor_transfer else
-               "not reproduced" if not helps_most and not poor_transfer else "mixed")
-    reason = (f"own-modification gain above the transfer gain for {own_beats} of {total} "
-              f"sources; structure gain (full - identity) {np.mean(struct_nat):+.3f} on "
-              f"modifications vs {np.mean(adv) if adv else float('nan'):+.3f} on attacks")
-    return header, rows, verdict, reason
-
-
-def _claim3(summary, results, protocol):
-    adv = results[(results.noise_kind == "adversarial")]
-    sources = adv[["noise_family", "noise_strength", "trace_scale"]].drop_duplicates()
-    header = ["noise from", "other attacks", "full - none", "full - identity"]
-    rows, wins, total = [], 0, 0
-    for fam, strength, ts in sources.itertuples(index=False):
-        targets = adv[(adv.eval_kind == "adversarial") & (adv.eval_family != fam)
-                      & np.isclose(adv.eval_strength.astype(float), strength)][
-            ["eval_family", "eval_strength"]].drop_duplicates()
-        d_none, d_iso = [], []
-        for efam, est in targets.itertuples(index=False):
-            full = _cell(summary, protocol, efam, est, "full", fam, strength, ts)
-            none = _cell(summary, protocol, efam, est, "none")
-            iso = _cell(summary, protocol, efam, est, "isotropic", trace_scale=ts)
-            if full is None or none is None or iso is None:
-                continue
-            d_none.append(full[0] - none[0])
-            d_iso.append(full[0] - iso[0])
-            total += 1
-            wins += full[0] > none[0] and full[0] > iso[0]
-        rows.append([f"{fam} eps {strength:g}", len(d_none),
-                     _signed(np.mean(d_none) if d_none else None),
-                     _signed(np.mean(d_iso) if d_iso else None)])
-    return (header, rows, *_verdict(wins, total, "full noise from one attack beats both no "
-                                    "noise and identity noise on another attack"))
-
-
 def _signed(v):
     return "n/a" if v is None or v != v else f"{v:+.3f}"
 
@@ -279,6 +314,50 @@ def _table(header, rows):
 def _save(fig, path, **kwargs):
     """A figure written whole or not at all (PNG, 110 dpi)."""
     write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110, **kwargs))
+
+
+def _forest_plot(results, plt, comparisons=("full - identity", "full - none")):
+    """Paired differences with their intervals, one row per evaluation and comparison.
+
+    One panel per protocol, 0 marked: a reader sees at a glance which
+    comparisons lie above it (supported), below it (contradicted) or across
+    it (inconclusive).
+    """
+    diffs = paired_differences(results)
+    diffs = diffs[diffs.comparison.isin(comparisons)]
+    if not len(diffs):
+        return None
+    protocols = list(dict.fromkeys(diffs.eval_protocol))
+    first = diffs[diffs.eval_protocol == protocols[0]]
+    order = list(dict.fromkeys(zip(first.noise_label, first.eval_label, first.comparison,
+                                   strict=True)))
+    height = max(2.5, 0.17 * len(order) + 1.0)
+    fig, axes = plt.subplots(1, len(protocols), figsize=(4.2 * len(protocols) + 2.5, height),
+                             sharey=True, squeeze=False)
+    colours = {v: c for v, c in zip(("supported", "contradicted", "inconclusive"),
+                                    ("C2", "C3", "0.5"), strict=True)}
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        part = diffs[diffs.eval_protocol == protocol].set_index(
+            ["noise_label", "eval_label", "comparison"])
+        for i, key in enumerate(order):
+            if key not in part.index:
+                continue
+            r = part.loc[key]
+            low = r["low"] if r["low"] == r["low"] else r["mean"]
+            high = r["high"] if r["high"] == r["high"] else r["mean"]
+            colour = colours.get(r["verdict"], "0.5")
+            ax.plot([low, high], [i, i], color=colour, lw=1.5)
+            ax.plot([r["mean"]], [i], "o", color=colour, ms=3)
+        ax.axvline(0.0, color="k", lw=0.8)
+        ax.set_title(f"{protocol} protocol", fontsize=9)
+        ax.set_xlabel("paired difference in accuracy (95% t-interval over seeds)", fontsize=7)
+    axes[0][0].set_yticks(range(len(order)))
+    axes[0][0].set_yticklabels([f"{n} -> {e}: {c}" for n, e, c in order], fontsize=6)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("paired differences: green supported, red contradicted, grey inconclusive",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def write_figures(results, out):
@@ -324,8 +403,9 @@ def write_figures(results, out):
     adv_fams = [f for f in ("LinfPGD", "FGSM", "AutoPGD", "SquareAttack")
                 if (summary.eval_family == f).any()]
     if adv_fams:
+        eps_max = float(summary.loc[summary.eval_family.isin(adv_fams), "eval_strength"].max())
         fig, axes = plt.subplots(1, len(adv_fams), figsize=(3.6 * len(adv_fams), 3.2),
-                                 squeeze=False)
+                                 squeeze=False, sharex=True)
         for ax, fam in zip(axes[0], adv_fams, strict=True):
             s = summary[summary.eval_family == fam]
             noise_strength = s[s.noise_family == fam].noise_strength.dropna()
@@ -345,6 +425,9 @@ def write_figures(results, out):
             ax.set_title(fam)
             ax.set_xlabel("eps (L-inf)")
             ax.set_ylim(0, 1)
+            # one eps axis for every attack: one measured at a single eps is a
+            # point on it, not a panel zoomed to that eps
+            ax.set_xlim(0, eps_max * 1.05)
         axes[0][0].set_ylabel("accuracy (ensemble)")
         axes[0][-1].legend(fontsize=6)
         styles = zip(protocols, ("solid", "dashed", "dotted", "dash-dot"), strict=False)
@@ -367,6 +450,11 @@ def write_figures(results, out):
         _save(fig, os.path.join(out, "transfer_heatmap.png"), bbox_inches="tight")
         plt.close(fig)
         names.append("transfer_heatmap.png")
+    forest = _forest_plot(results, plt)
+    if forest is not None:
+        _save(forest, os.path.join(out, "paired_differences.png"), bbox_inches="tight")
+        plt.close(forest)
+        names.append("paired_differences.png")
     mods = [f for f in results.loc[results.eval_kind == "naturalistic", "eval_family"].unique()]
     if mods:
         fig, axes = plt.subplots(1, len(mods), figsize=(3.6 * len(mods), 3.2), squeeze=False)
@@ -392,7 +480,8 @@ def write_figures(results, out):
     return names
 
 
-def write_report(preset_name, dataset, reductions, results, checks, out, seconds, machine=""):
+def write_report(preset_name, dataset, reductions, results, checks, out, seconds, machine="",
+                 references=None):
     """Write ``report.md`` (and the figures) for a run; return its text.
 
     Parameters
@@ -414,6 +503,10 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
         Wall time of the run.
     machine : str, default=""
         A description of the machine.
+    references : dict, default=None
+        Clean-accuracy references of the conditions
+        (:data:`~structnoise.evaluation.presets.ADEQUACY_REFERENCES` of the
+        data set), or None when no full run has measured them.
 
     Returns
     -------
@@ -441,8 +534,12 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
              "(AutoAttack's rand version: each gradient or query of the attack averages "
              "several noise draws; the accuracy is that of the ensemble on fresh draws). "
              "Clean and naturalistic accuracies need "
-             "no gradient and are the same measurement under both. Cells: mean ± 95% "
-             "t-interval over seeds. The paper's numbers are FashionMNIST (Full / Diagonal "
+             "no gradient and are the same measurement under both. Accuracy cells: mean ± 95% "
+             "t-interval over seeds. Comparisons (full - identity, ...) are paired: the "
+             "per-seed differences of two conditions that share the seed's base network and "
+             "test images, mean [95% t-interval] over seeds, **supported** when the interval "
+             "lies above 0, **contradicted** below, **inconclusive** when it straddles 0. "
+             "The paper's numbers are FashionMNIST (Full / Diagonal "
              "/ Identity / None), a different data set when this run is on MNIST.", ""]
     if reductions:
         lines += ["## Reductions from the paper's protocol", ""] + \
@@ -453,12 +550,13 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
         part = part.drop(columns=["experiment"], errors="ignore")
         if name:
             lines += [f"# Experiment {name}", ""]
-        tables = claim_tables(part)
+        lines += _adequacy_lines(part, references, dataset)
+        tables = claim_tables(part, references)
         for k in (1, 2, 3):
             lines += [f"## Claim {k}: {CLAIMS[k]}", ""]
             for protocol, claims in tables.items():
-                header, rows, verdict, reason = claims[k]
-                lines += [f"**{protocol} protocol: {verdict}.** {reason}.", ""]
+                header, rows, claim_verdict, reason = claims[k]
+                lines += [f"**{protocol} protocol: {claim_verdict}.** {reason}.", ""]
                 lines += _table(header, rows) + [""]
     for name, part in experiments:
         for protocol in sorted(part.eval_protocol.unique()):
@@ -487,6 +585,29 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
     text = "\n".join(lines) + "\n"
     write_atomic(os.path.join(out, "report.md"), lambda fh: fh.write(text.encode()))
     return text
+
+
+def _adequacy_lines(results, references, dataset):
+    """The report's adequacy section: each condition's clean accuracy beside its reference."""
+    lines = ["## Adequacy: did the networks learn their task?", ""]
+    table = adequacy_table(_standard(results), references)
+    if references is None:
+        lines += [f"No clean-accuracy references for {dataset} (no full run of the "
+                  "`adequacy` preset yet): no adequacy verdict is made.", ""]
+    else:
+        lines += ["Each condition's mean clean accuracy over seeds beside its reference "
+                  "(the same condition trained at full size: `--preset adequacy`). Within "
+                  f"{TOLERANCE['none']:.0%} (no noise) or {TOLERANCE['noisy']:.0%} (noisy) "
+                  "of it the networks are adequate; below, their comparisons are "
+                  f"\"{UNDERTRAINED}\", never evidence against a claim.", ""]
+    rows = [[r.structure, r.noise_label, "" if r.trace_scale != r.trace_scale
+             else f"{r.trace_scale:g}", r.n_seeds, f"{r.clean:.4f}",
+             "n/a" if r.reference != r.reference else f"{r.reference:.4f}",
+             "n/a" if r.gap != r.gap else f"{r.gap:+.4f}", r.status]
+            for r in table.itertuples(index=False)]
+    lines += _table(["structure", "noise", "tr", "seeds", "clean", "reference", "gap",
+                     "status"], rows) + [""]
+    return lines
 
 
 def summary_table(results):

@@ -119,6 +119,8 @@ def write_atomic(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX)
     try:
+        # mkstemp makes the file private (0600); results are ordinary files
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -128,6 +130,12 @@ def write_atomic(path, write):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _key_name(key):
