@@ -16,6 +16,20 @@ class _BodyHead(nn.Module):
     def forward(self, x):
         return self.head(self.body(x))
 
+    def split_at(self, layer):
+        """``(front, back)`` cut after ``body.<name>``: the split protocol of
+        :func:`structnoise.splitting.split_module` (both share the parameters)."""
+        prefix = "body."
+        if not layer.startswith(prefix):
+            return None
+        names = [name for name, _ in self.body.named_children()]
+        name = layer[len(prefix):]
+        if name not in names:
+            return None
+        i = names.index(name)
+        children = list(self.body.children())
+        return nn.Sequential(*children[:i + 1]), nn.Sequential(*children[i + 1:], self.head)
+
 
 class DigitsMLP(_BodyHead):
     """Two-hidden-layer perceptron for 1x8x8 digits.

@@ -185,6 +185,10 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         Parameters frozen by ``noise_retrain="after"``.
     noise_reinitialized_ : list of str
         Layers re-initialised by ``noise_retrain="after"``.
+    noise_modules_ : dict
+        Layer name -> the installed :class:`~structnoise.NoiseModule` that
+        draws its noise (``hook adds noise_scale * module.scale * eps``):
+        its generator is the stream the net's noise comes from.
 
     Examples
     --------
@@ -756,6 +760,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         for handle in getattr(self, "noise_hooks_", []):
             handle.remove()
         self.noise_hooks_ = []
+        self.noise_modules_ = {}
 
     def _install_noise(self, fitters):
         """Register one forward hook per layer; no host-device copy per step."""
@@ -765,11 +770,14 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         self._sync_control()
         layers = check_layers(self.module_, list(fitters))
         device = next((p.device for p in self.module_.parameters()), None)
+        modules = {}
         for name, sub in layers.items():
             noise = fitters[name].to_torch(device=device)
+            modules[name] = noise
             self.noise_hooks_.append(
                 sub.register_forward_hook(NoiseHook(noise, control, name=name)))
         self.noise_ = dict(fitters)
+        self.noise_modules_ = modules
 
     @contextlib.contextmanager
     def noise_disabled(self):

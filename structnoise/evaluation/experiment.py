@@ -16,10 +16,12 @@ bookkeeping the store's (:mod:`~structnoise.evaluation.store`).
 The result is one tidy DataFrame (:data:`COLUMNS`).
 """
 
+import sys
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
@@ -35,6 +37,7 @@ from .plan import get_pairing, make_plan
 from .protocols import get_protocols
 from .schema import ANY_SOURCE, CHECK_COLUMNS, COLUMNS, NOISE_FREE, STANDARD, describe_source
 from .settings import RunSettings
+from .stacked import StackedTrainer, stacking_obstacle
 from .store import ResultStore, config_hash
 from .trainer import SequentialTrainer, module_widths
 
@@ -42,6 +45,10 @@ __all__ = ["Experiment", "COLUMNS", "describe_source", "NOISE_FREE", "ANY_SOURCE
 
 _STRUCTURES = ("none", "full", "diagonal", "isotropic", "lowrank")
 _KINDS = ("adversarial", "naturalistic")
+#: the engines: "stacked" trains a seed's networks together on their frozen
+#: front, "sequential" one skorch net at a time (the reference), "auto" the
+#: stacked one where the module can be split
+ENGINES = ("auto", "stacked", "sequential")
 
 
 def _as_tuple(value):
@@ -152,6 +159,15 @@ reg_covar=1e-4)
         first ``n_images`` test images; the dict holds ``n_images`` and
         ``run_checks``'s keyword arguments. Stored beside the rows
         (``checks_``).
+    engine : {"auto", "stacked", "sequential"}, default="auto"
+        How networks are trained (:mod:`~structnoise.evaluation.stacked`):
+        "stacked" retrains the networks of a seed together on their frozen
+        front, computed once (all of a seed's networks see the same batch
+        order); "sequential" trains one skorch net at a time (the
+        reference); "auto" takes "stacked" where the module can be split at
+        the noise site (:func:`~structnoise.splitting.split_module`) and
+        falls back, saying why at ``verbose >= 1``. Both engines evaluate
+        the same way and agree in distribution.
     n_jobs : int, default=1
         Parallel jobs (joblib; the Dask backend works through
         ``joblib.parallel_backend("dask")``), over base networks and then over
@@ -175,6 +191,8 @@ reg_covar=1e-4)
         The obfuscation checks' records (empty without ``checks``).
     n_networks_trained_ : int
         Networks (base networks included) trained by the last ``run``.
+    engine_ : str
+        The engine that ran ("stacked" or "sequential").
     plan_ : list of NetPlan
         The networks of the last ``run`` (:mod:`~structnoise.evaluation.plan`).
 
@@ -202,7 +220,7 @@ reg_covar=1e-4)
                  trace_scales=None, noise=None, pairing="kind", protocols=("paper", "eot"),
                  eot_samples=DEFAULT_EOT_SAMPLES, seeds=(0, 1, 2), base_epochs=10,
                  noise_epochs=10, pair_batch_size=256, augmentations=(), augment_noise=0,
-                 checks=None, n_jobs=1, store=None, verbose=1):
+                 checks=None, engine="auto", n_jobs=1, store=None, verbose=1):
         self.net = net
         self.noise_layers = noise_layers
         self.noise_sources = noise_sources
@@ -220,6 +238,7 @@ reg_covar=1e-4)
         self.augmentations = augmentations
         self.augment_noise = augment_noise
         self.checks = checks
+        self.engine = engine
         self.n_jobs = n_jobs
         self.store = store
         self.verbose = verbose
@@ -294,18 +313,33 @@ reg_covar=1e-4)
                     structures=structures, protocols=protocols, seeds=seeds, layers=layers,
                     noise=self._fitter_template())
 
-    def _module_widths(self, layers, X):
-        """Layer names and widths, checked on the untrained module (no training)."""
+    def _untrained(self, layers, X):
+        """The untrained template and its layers' widths, checked (no training)."""
         net = clone(self.net).set_params(verbose=0, noise=None, noise_source=None,
                                          noise_layers=None, noise_retrain="all")
         with scoped_seed(0, net.device):  # no draw leaks into the caller's stream
             net.initialize()
         check_layers(net.module_, list(layers))
         try:
-            return module_widths(net, layers, X)
+            return net, module_widths(net, layers, X)
         except RuntimeError as exc:  # torch's shape errors
             raise ValueError(f"The training images of shape {tuple(X.shape)} do not fit the "
                              f"module {type(net.module_).__name__}: {exc}") from exc
+
+    def _engine(self, net, layers, X):
+        """The engine that runs: "stacked" where the module can be split, else "sequential"."""
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}; got {self.engine!r}.")
+        if self.engine == "sequential":
+            return "sequential"
+        reason = stacking_obstacle(net, layers, torch.as_tensor(X[:2]).to(net.device))
+        if reason is None:
+            return "stacked"
+        if self.engine == "stacked":
+            raise ValueError(f"engine='stacked' cannot run this experiment: {reason}.")
+        if self.verbose:
+            print(f"engine='auto' runs the sequential engine: {reason}.", file=sys.stderr)
+        return "sequential"
 
     def _prepare(self, X_train, y_train, X_test, y_test):
         """Validated data, settings and plan: every check before any training."""
@@ -318,7 +352,8 @@ reg_covar=1e-4)
             raise ValueError(f"X_test's images are {tuple(Xte.shape[1:])}, X_train's "
                              f"{tuple(Xtr.shape[1:])}: they must have the same shape.")
         data = (Xtr.numpy(), ytr.numpy(), Xte.numpy(), yte.numpy())
-        widths = self._module_widths(params["layers"], data[0])
+        untrained, widths = self._untrained(params["layers"], data[0])
+        self.engine_ = self._engine(untrained, params["layers"], data[0])
         settings = RunSettings(
             net=self.net, layers=params["layers"], widths=widths, noise=params["noise"],
             noise_sources=params["noise_sources"], eval_sources=params["eval_sources"],
@@ -363,7 +398,7 @@ reg_covar=1e-4)
         n_protocols = len(settings.protocols)
         todo = [p for p in plans if store.load_network(
             p.key, p.n_rows(n_protocols), with_checks=p.check) is None]
-        trainer = SequentialTrainer()
+        trainer = StackedTrainer() if self.engine_ == "stacked" else SequentialTrainer()
         self.n_networks_trained_ = 0
         bases = {s: store.load_base(s) for s in sorted({p.seed for p in todo})}
         missing = [s for s, state in bases.items() if state is None]
@@ -374,12 +409,15 @@ reg_covar=1e-4)
                 store.save_base(s, state)
             bases[s] = state
         self.n_networks_trained_ += len(missing)
+        # the sequential engine's jobs: networks sharing a source's activation
+        # pairs; the stacked engine's: every network of a seed, trained together
         groups = {}
         for p in todo:
-            groups.setdefault(p.group, []).append(p)
+            groups.setdefault(p.seed if self.engine_ == "stacked" else p.group, []).append(p)
+        job = _run_seed if self.engine_ == "stacked" else _run_group
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(_run_group)(trainer, settings, group, bases[seed], data, store)
-            for (seed, _), group in groups.items())
+            delayed(job)(trainer, settings, group, bases[group[0].seed], data, store)
+            for group in groups.values())
         for done in progress(results, total=len(groups), verbose=self.verbose,
                              desc="network groups"):
             for key, rows, check_rows in done:
@@ -410,6 +448,39 @@ def _train_base(trainer, settings, seed, data, store):
     if store.persistent:
         store.save_base(seed, state)
     return state
+
+
+def _run_seed(trainer, settings, plans, base_state, data, store):
+    """Train every network of a seed together (stacked engine), then evaluate each."""
+    Xtr, ytr, Xte, yte = data
+    seed = plans[0].seed
+    noises = {}
+    # one source's activation pairs at a time: fit its networks' noise, let them go
+    for index in dict.fromkeys(p.noise_index for p in plans if not p.shared):
+        with scoped_seed(derive_seed(seed, "pairs", index)):
+            pairs = trainer.activation_pairs(settings, seed, index, base_state, Xtr, ytr)
+        for p in plans:
+            if not p.shared and p.noise_index == index:
+                noises[p.key] = trainer.fitted_noise(settings, p, pairs)
+        del pairs
+    for p in plans:
+        if p.shared:
+            noises[p.key] = trainer.fitted_noise(settings, p, None)
+    stack = [p for p in plans if p.augment is None]
+    trained = dict(zip([p.key for p in stack], trainer.train_networks(
+        settings, stack, base_state, [noises[p.key] for p in stack], Xtr, ytr,
+        order_seed=derive_seed(seed, "stacked-order")), strict=True)) if stack else {}
+    done = []
+    for plan in plans:
+        if plan.key not in trained:  # augmentation baselines attack the full net in training
+            trained[plan.key] = trainer.train_network(settings, plan, base_state,
+                                                      noises[plan.key], Xtr, ytr)
+        net, seconds = trained.pop(plan.key)
+        rows, check_rows = evaluate_network(settings, plan, net, Xte, yte, seconds)
+        if store.persistent:
+            store.save_network(plan.key, rows, check_rows)
+        done.append((plan.key, rows, check_rows))
+    return done
 
 
 def _run_group(trainer, settings, group, base_state, data, store):

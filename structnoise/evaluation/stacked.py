@@ -1,0 +1,249 @@
+"""The stacked engine: the networks of a seed retrained together on their shared frozen front.
+
+With ``noise_retrain="after"`` every network of a seed starts from the
+seed's base network, frozen up to and including the noise site. So:
+
+* **the front is computed once** (:func:`~structnoise.splitting.split_module`):
+  its output on the training images is cached, and only the layers after
+  the site (the *back*) run in each training step, on the cached
+  activations plus each network's own noise draw;
+* **the backs train together**: their parameters are stacked
+  (``torch.func.stack_module_state``) and run under ``vmap`` with one
+  optimizer. The loss is the sum of the networks' mean losses, so each
+  network's gradient is its own; with an elementwise optimizer (Adam, SGD,
+  ...) one optimizer over the stacked parameters is N optimizers, one per
+  network (tested).
+
+Each network is prepared exactly as the sequential engine prepares it
+(its skorch net, its noise module and its re-initialisation in its own
+scoped seed), and its noise is drawn from its own noise module, so a
+single network trained here takes the same steps as in the sequential
+engine (tested to float tolerance). **All networks of a seed see the same
+batch order**: with the template's ``iterator_train__shuffle=True`` it is
+shuffled from one seed for the stack, where the sequential engine shuffles
+each network on its own seed, so the two engines agree in distribution,
+not draw for draw. Evaluation runs on each network's full
+skorch net, as in the sequential engine.
+"""
+
+import time
+
+import torch
+from torch import nn
+
+from .._random import derive_seed, scoped_seed
+from ..splitting import split_module
+from .trainer import SequentialTrainer, _template_net
+
+__all__ = ["StackedTrainer", "stacking_obstacle", "ELEMENTWISE_OPTIMIZERS"]
+
+#: optimizers whose update of a parameter reads only that parameter's own
+#: gradient and state: one over the stacked parameters equals one per network
+ELEMENTWISE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD,
+                          torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adamax,
+                          torch.optim.NAdam, torch.optim.RAdam)
+_RUNNING_STATISTICS = (nn.modules.batchnorm._NormBase,)
+
+
+def stacking_obstacle(net, layers, probe):
+    """Why the networks of ``net`` cannot be stacked, or None when they can.
+
+    Parameters
+    ----------
+    net : NoisyNeuralNetClassifier
+        The experiment's template, initialized (its module is split).
+    layers : tuple of str
+        The noise sites.
+    probe : torch.Tensor
+        A few training images (the split is checked on them).
+
+    Returns
+    -------
+    reason : str or None
+        What the template or its module lacks for the stacked engine.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise import NoisyNeuralNetClassifier
+    >>> from structnoise.evaluation.stacked import stacking_obstacle
+    >>> from structnoise.models import PaperCNN
+    >>> net = NoisyNeuralNetClassifier(PaperCNN, train_split=None).initialize()
+    >>> stacking_obstacle(net, ("body.tanh2",), torch.rand(2, 1, 28, 28)) is None
+    True
+    """
+    if len(layers) != 1:
+        return f"the stacked engine puts noise at one layer; this run has {len(layers)}"
+    if net.train_split is not None:
+        return "the stacked engine trains without a validation split: set train_split=None"
+    if net.callbacks not in (None, [], ()):
+        return "the stacked engine runs no callbacks of the net's own: remove them"
+    optimizer = net.optimizer if isinstance(net.optimizer, type) else type(net.optimizer)
+    if not issubclass(optimizer, ELEMENTWISE_OPTIMIZERS):
+        return (f"the stacked engine needs an elementwise optimizer (one of "
+                f"{[o.__name__ for o in ELEMENTWISE_OPTIMIZERS]}); got {optimizer.__name__}")
+    routed = set(net.get_params_for("optimizer")) | set(net.get_params_for("iterator_train"))
+    if "param_groups" in routed or routed - {"lr", "betas", "eps", "weight_decay",
+                                               "momentum", "amsgrad", "alpha", "shuffle"}:
+        return ("the stacked engine builds one optimizer over every network and shuffles "
+                "with skorch's defaults: no param_groups or iterator_train__* settings")
+    try:
+        _, back = split_module(net.module_, layers[0], probe=probe)
+    except TypeError as exc:
+        return str(exc)
+    norms = [name for name, m in back.named_modules() if isinstance(m, _RUNNING_STATISTICS)]
+    if norms:
+        return (f"the retrained layers hold BatchNorm running statistics ({norms}); stacked "
+                "networks would need one set per network per step: use engine='sequential'")
+    return None
+
+
+class StackedTrainer(SequentialTrainer):
+    """Retrains the networks of a seed together, on the front computed once.
+
+    Base networks, activation pairs and the noise are the sequential
+    engine's; :meth:`train_networks` replaces one-at-a-time retraining.
+
+    Examples
+    --------
+    >>> from structnoise.evaluation.stacked import StackedTrainer
+    >>> StackedTrainer().name
+    'stacked'
+    """
+
+    name = "stacked"
+
+    def prepared_net(self, settings, plan, base_state, noise, X, y, seed_scope):
+        """The network's skorch net with its noise installed and its back re-initialised.
+
+        ``partial_fit`` for zero epochs does exactly the sequential engine's
+        preparation (the probe, the noise, the freeze and the
+        re-initialisation in the network's own seed).
+        """
+        net = _template_net(settings, noise=noise, noise_source=None,
+                            noise_layers=list(settings.layers), noise_retrain="after",
+                            noise_warmup_epochs=0, max_epochs=settings.noise_epochs)
+        with scoped_seed(0, net.device):  # overwritten by the base weights below
+            net.initialize()
+        net.module_.load_state_dict(base_state)
+        net.initialize_optimizer()
+        with seed_scope:
+            net.partial_fit(X, y, epochs=0)
+        return net
+
+    def front_activations(self, settings, base_state, X, batch_size=1024):
+        """The frozen front's output on ``X``, computed once (no noise, eval mode)."""
+        net = self.base_net(settings, base_state)
+        front, _ = split_module(net.module_, settings.layers[0])
+        front.eval()
+        device = net.device
+        with torch.no_grad():
+            return torch.cat([front(torch.as_tensor(X[i:i + batch_size]).to(device))
+                              for i in range(0, len(X), batch_size)])
+
+    def train_networks(self, settings, plans, base_state, noises, X, y, order_seed):
+        """Retrain ``plans`` together; returns ``[(net, seconds), ...]`` in their order.
+
+        Parameters
+        ----------
+        settings : RunSettings
+            The run's settings.
+        plans : list of NetPlan
+            Networks of one seed, standard training.
+        base_state : dict
+            The seed's base network.
+        noises : list of dict or None
+            Each network's fitted fitters (None: no noise).
+        X, y : ndarray
+            Training images and labels.
+        order_seed : int or None
+            Seed of the batch order the stack shares. None (one network
+            only): the network's own retraining seed, so that it takes
+            exactly the sequential engine's steps.
+        """
+        from torch.func import functional_call, stack_module_state, vmap
+
+        t0 = time.perf_counter()
+        layer = settings.layers[0]
+        seeds = [derive_seed(p.seed, "retrain", p.noise_family, p.noise_strength, p.structure,
+                             p.trace_scale, p.augment) for p in plans]
+        single = order_seed is None
+        if single and len(plans) != 1:
+            raise ValueError("order_seed=None (the network's own order) needs one network.")
+        # a single network in its own order: one scope for its preparation and
+        # its epochs, as in the sequential engine; a stack: each network prepared
+        # in its own scope, then the shared order
+        outer = scoped_seed(seeds[0] if single else order_seed, settings.net.device)
+        H = self.front_activations(settings, base_state, X)
+        with outer:
+            nets = [self.prepared_net(settings, plan, base_state, noise, X, y,
+                                      _noop() if single else scoped_seed(seed, H.device))
+                    for plan, noise, seed in zip(plans, noises, seeds, strict=True)]
+            backs = [split_module(net.module_, layer)[1] for net in nets]
+            for back in backs:
+                back.train()
+            params, buffers = stack_module_state(backs)
+            template = _meta_copy(backs[0])
+
+            def run(p, b, h):
+                return functional_call(template, (p, b), (h,))
+
+            stacked = vmap(run, randomness="different")
+            criterion = nets[0].criterion_
+            kwargs = dict(settings.net.get_params_for("optimizer"))
+            kwargs.setdefault("lr", settings.net.lr)
+            optimizer_cls = settings.net.optimizer
+            optimizer = optimizer_cls(list(params.values()), **kwargs)
+            yt = torch.as_tensor(y).long().to(H.device)
+            shuffle = bool(settings.net.get_params_for("iterator_train").get("shuffle", False))
+            n, batch = len(H), int(settings.net.batch_size)
+            batch = n if batch == -1 else batch
+            for _ in range(int(settings.noise_epochs)):
+                # the draws skorch's DataLoader makes from the global stream at each
+                # epoch: its iterator's base seed (unused without workers), then,
+                # when it shuffles, its RandomSampler's seed
+                torch.empty((), dtype=torch.int64).random_()
+                if shuffle:
+                    seed = int(torch.empty((), dtype=torch.int64).random_().item())
+                    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+                else:
+                    order = torch.arange(n)
+                for i in range(0, n, batch):
+                    idx = order[i:i + batch]
+                    h, yb = H[idx], yt[idx]
+                    noisy = torch.stack([_noisy(net, layer, h) for net in nets])
+                    logits = stacked(params, buffers, noisy)
+                    loss = sum(criterion(logits[k], yb) for k in range(len(nets)))
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+            with torch.no_grad():
+                for k, back in enumerate(backs):
+                    state = {name: value[k] for name, value in {**params, **buffers}.items()}
+                    back.load_state_dict(state)
+        seconds = (time.perf_counter() - t0) / len(nets)
+        return [(net, seconds) for net in nets]
+
+
+def _noisy(net, layer, h):
+    """``h`` plus the network's own noise draw, as its forward hook adds it in training."""
+    noise = (getattr(net, "noise_modules_", None) or {}).get(layer)
+    control = getattr(net, "noise_control_", None)
+    if noise is None or control is None or not control.active(True):
+        return h
+    return noise.add_noise(h, control.scale * noise.scale)
+
+
+def _meta_copy(module):
+    """A parameter-free copy of ``module`` for ``functional_call`` (no memory)."""
+    import copy
+
+    return copy.deepcopy(module).to("meta")
+
+
+class _noop:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

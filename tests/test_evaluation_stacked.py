@@ -1,0 +1,168 @@
+"""structnoise.evaluation.stacked: the cached front is exact, the stack is N networks."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from evaluation_helpers import TinyNet, digits
+from sklearn.base import clone
+
+from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
+from structnoise.evaluation import Experiment
+from structnoise.evaluation.plan import NetPlan
+from structnoise.evaluation.presets import _digits28
+from structnoise.evaluation.protocols import get_protocols
+from structnoise.evaluation.settings import RunSettings
+from structnoise.evaluation.stacked import StackedTrainer, stacking_obstacle
+from structnoise.evaluation.trainer import SequentialTrainer
+from structnoise.models import PaperCNN
+from structnoise.sources import Corruption, GaussianNoise
+
+SITE = "body.tanh2"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    X, y, Xt, yt = _digits28(320, 60)()
+    net = NoisyNeuralNetClassifier(PaperCNN, optimizer=torch.optim.Adam, lr=1e-3, batch_size=64,
+                                   train_split=None, noise_ensemble=3, verbose=0)
+    settings = RunSettings(net, (SITE,), {SITE: 3136},
+                           StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
+                           (("noise", GaussianNoise(0.3)),), (), get_protocols("paper"),
+                           base_epochs=1, noise_epochs=2, pair_batch_size=256)
+    trainer = SequentialTrainer()
+    base = trainer.train_base(settings, 0, X, y)
+    pairs = trainer.activation_pairs(settings, 0, 0, base, X, y)
+    plans = [NetPlan(0, "full", 2.0, 0, "GaussianNoise", "noise", "naturalistic", 0.3),
+             NetPlan(0, "diagonal", 2.0, 0, "GaussianNoise", "noise", "naturalistic", 0.3),
+             NetPlan(0, "isotropic", 2.0, 0, "any", "any", "any", float("nan")),
+             NetPlan(0, "none", None, None, "none", "none", "any", float("nan"))]
+    noises = [trainer.fitted_noise(settings, p, None if p.noise_family == "any" else pairs)
+              for p in plans]
+    return settings, base, plans, noises, (X, y, Xt, yt)
+
+
+def _weights(net):
+    return {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+
+def _assert_close(a, b, atol=2e-5):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-4, msg=k)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("which", [0, 3])  # full noise, and the noise-free network
+def test_a_network_on_the_cached_front_takes_the_sequential_steps(setup, which, shuffle):
+    settings, base, plans, noises, (X, y, Xt, yt) = setup
+    net = clone(settings.net).set_params(iterator_train__shuffle=shuffle)
+    settings = dataclasses.replace(settings, net=net)
+    plan, noise = plans[which], noises[which]
+    sequential, _ = SequentialTrainer().train_network(settings, plan, base, noise, X, y)
+    [(cached, _)] = StackedTrainer().train_networks(settings, [plan], base, [noise], X, y,
+                                                    order_seed=None)
+    _assert_close(_weights(cached), _weights(sequential))
+    # the noise streams are where they would be: the ensemble predicts the same
+    np.testing.assert_allclose(cached.predict_proba(Xt), sequential.predict_proba(Xt),
+                               atol=1e-4)
+    assert cached.noise_reinitialized_ == sequential.noise_reinitialized_
+
+
+def test_one_optimizer_over_the_stack_equals_one_per_network(setup):
+    settings, base, plans, noises, (X, y, _, _) = setup
+    trainer = StackedTrainer()
+    stacked = trainer.train_networks(settings, plans, base, noises, X, y, order_seed=7)
+    for k, (plan, noise) in enumerate(zip(plans, noises, strict=True)):
+        [(alone, _)] = trainer.train_networks(settings, [plan], base, [noise], X, y,
+                                              order_seed=7)
+        _assert_close(_weights(stacked[k][0]), _weights(alone))
+
+
+def test_the_front_is_frozen_and_only_the_back_changes(setup):
+    settings, base, plans, noises, (X, y, _, _) = setup
+    [(net, _)] = StackedTrainer().train_networks(settings, plans[:1], base, noises[:1], X, y,
+                                                 order_seed=1)
+    after = _weights(net)
+    for name in ("body.conv1.weight", "body.conv2.bias"):
+        assert torch.equal(after[name], base[name])
+    assert not torch.equal(after["head.weight"], base["head.weight"])
+
+
+@pytest.mark.slow
+def test_the_two_engines_agree_in_distribution():
+    """Mean clean and modified accuracy per condition over 4 seeds.
+
+    The engines differ only in the batch order (shared by a seed's stack,
+    per network in the sequential engine), so their means differ by sampling
+    noise: the bound is 3 standard errors of the difference, from the
+    seed-to-seed spread measured here, plus 0.02 for the finite test set.
+    """
+    X, y, Xt, yt = _digits28(600, 150)()
+    net = NoisyNeuralNetClassifier(PaperCNN, optimizer=torch.optim.Adam, lr=1e-3,
+                                   batch_size=64, train_split=None, noise_ensemble=2, verbose=0)
+    rows = {}
+    for engine in ("sequential", "stacked"):
+        exp = Experiment(net, SITE, [Corruption("rotate", strength=2.0)],
+                         [Corruption("rotate", strength=2.0)],
+                         noise=StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
+                         protocols=("paper",), seeds=(0, 1, 2, 3), base_epochs=3,
+                         noise_epochs=2, engine=engine, verbose=0)
+        rows[engine] = exp.run(X, y, Xt, yt)
+        assert exp.engine_ == engine
+    keys = ["structure", "noise_label", "eval_label"]
+    a = rows["sequential"].groupby(keys + ["seed"]).accuracy.mean()
+    b = rows["stacked"].groupby(keys + ["seed"]).accuracy.mean()
+    for key, sa in a.groupby(level=keys):
+        sb = b.loc[key]
+        se = np.sqrt(sa.var(ddof=1) / len(sa) + sb.var(ddof=1) / len(sb))
+        assert abs(sa.mean() - sb.mean()) <= 3 * se + 0.02, (key, sa.mean(), sb.mean(), se)
+
+
+# ------------------------------------------------------------------ bad input
+def test_stacked_refuses_a_module_it_cannot_split():
+    X, y, Xt, yt = digits()
+    net = NoisyNeuralNetClassifier(TinyNet, train_split=None, verbose=0)
+    exp = Experiment(net, "act", [GaussianNoise(0.2)], [GaussianNoise(0.2)], seeds=(0,),
+                     base_epochs=1, noise_epochs=1, engine="stacked", verbose=0)
+    with pytest.raises(ValueError, match="split_at"):
+        exp.run(X, y, Xt, yt)
+
+
+def test_auto_falls_back_and_says_why(capsys):
+    X, y, Xt, yt = digits()
+    net = NoisyNeuralNetClassifier(TinyNet, train_split=None, verbose=0)
+    exp = Experiment(net, "act", [GaussianNoise(0.2)], [GaussianNoise(0.2)], seeds=(0,),
+                     structures=("none",), base_epochs=1, noise_epochs=1, verbose=1)
+    exp.run(X, y, Xt, yt)
+    assert exp.engine_ == "sequential"
+    assert "engine='auto' runs the sequential engine" in capsys.readouterr().err
+
+
+class _NormedBack(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32),
+                                        torch.nn.Tanh(), torch.nn.BatchNorm1d(32))
+        self.head = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+    def split_at(self, layer):
+        children = list(self.body.children())
+        return (torch.nn.Sequential(*children[:3]),
+                torch.nn.Sequential(*children[3:], self.head))
+
+
+def test_batch_norm_in_the_retrained_layers_is_refused_with_the_reason():
+    net = NoisyNeuralNetClassifier(_NormedBack, train_split=None).initialize()
+    reason = stacking_obstacle(net, ("body.2",), torch.rand(4, 1, 8, 8))
+    assert "BatchNorm running statistics" in reason
+    split_ok = NoisyNeuralNetClassifier(PaperCNN, train_split=None).initialize()
+    assert "one layer" in stacking_obstacle(split_ok, ("body.tanh2", "body.tanh4"),
+                                            torch.rand(2, 1, 28, 28))
+    with_split = NoisyNeuralNetClassifier(PaperCNN).initialize()
+    assert "train_split=None" in stacking_obstacle(with_split, (SITE,),
+                                                   torch.rand(2, 1, 28, 28))
