@@ -11,6 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import perf_covariance  # noqa: E402
+import perf_engine  # noqa: E402
 import perf_noise  # noqa: E402
 import perf_sources  # noqa: E402
 from _common import RESULTS, machine  # noqa: E402
@@ -21,6 +22,30 @@ def _verdict(value, goal, higher_is_better):
         return "n/a"
     ok = value >= goal if higher_is_better else value <= goal
     return "met" if ok else "**not met**"
+
+
+def engine_lines(train, whole):
+    """The experiment engine's section: stacked against sequential, same run (issue #21)."""
+    lines = ["", "## Experiment engine (issue #21)", "",
+             "PaperCNN, noise at body.tanh2 (d=3136), digits at 28x28, batch 64, Adam. "
+             "Retraining: N networks of one seed (structures cycling full, diagonal, "
+             "isotropic, none), one epoch; sequential trains one skorch net at a time, "
+             "stacked trains them together on their frozen front, computed once. "
+             "Goal: stacked >= 1.5x sequential.", "",
+             "| networks stacked | sequential nets/min | stacked nets/min | stacked / sequential "
+             "| goal |", "|---|---|---|---|---|"]
+    for r in train:
+        lines.append(f"| {r['networks']} | {r['sequential_nets_per_min']:.1f} | "
+                     f"{r['stacked_nets_per_min']:.1f} | {r['stacked_over_sequential']:.2f}x | "
+                     f">= 1.5 ({_verdict(r['stacked_over_sequential'], 1.5, True)}) |")
+    lines += ["", "A whole experiment (activation pairs, retraining, evaluation on clean "
+              "images, a modification and FGSM under both protocols), each engine:", "",
+              "| engine | seconds | networks | nets/min | attack evaluations/min |",
+              "|---|---|---|---|---|"]
+    for r in whole:
+        lines.append(f"| {r['engine']} | {r['seconds']:.2f} | {r['networks']} | "
+                     f"{r['nets_per_min']:.2f} | {r['attack_evaluations_per_min']:.2f} |")
+    return lines
 
 
 def summary_lines(cov_rows, mem, wrappers, eot, corr, noise, sites, quick=False):
@@ -176,7 +201,9 @@ def main(argv=None):
     cov_rows, mem = perf_covariance.main(extra)
     wrappers, eot, corr = perf_sources.main(extra)
     noise, sites = perf_noise.main(extra)
+    train, whole = perf_engine.main(extra)
     lines = summary_lines(cov_rows, mem, wrappers, eot, corr, noise, sites, quick=args.quick)
+    lines += engine_lines(train, whole)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "summary.md")
     with open(path, "w") as fh:

@@ -141,3 +141,15 @@ def test_interleaved_rotates_the_order_and_times_with_the_collector_off():
     # warm-up once each, then rounds abc, bca, cab: every side leads one round
     assert calls == ["a", "b", "c"] + ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert collector[3:] == [False] * 9 and gc.isenabled()
+
+
+def test_perf_engine_quick_measures_both_engines(tmp_path):
+    import perf_engine
+    from run_perf import engine_lines
+
+    train, whole = perf_engine.main(["--quick", "--out", str(tmp_path)])
+    assert [r["networks"] for r in train] == [1, 2, 4]
+    assert all(r["sequential_s"] > 0 and r["stacked_s"] > 0 for r in train)
+    assert [r["engine"] for r in whole] == ["sequential", "stacked", "stacked / sequential"]
+    assert (tmp_path / "engine_retraining.csv").exists()
+    assert "## Experiment engine" in "\n".join(engine_lines(train, whole))

@@ -142,6 +142,10 @@ reg_covar=1e-4)
         Epochs of retraining with the noise.
     pair_batch_size : int, default=256
         Images per batch when collecting activation pairs.
+    pair_images : int or None, default=None
+        Collect the activation pairs on this many training images, drawn
+        at random per seed (the paper: None, all of them); the base
+        networks and the retraining use all.
     augmentations : list of (ModificationSource, float), default=()
         The supplement's baselines: training-time augmentation (``train_source``
         and ``train_source_ratio`` of the net) during the retraining, e.g.
@@ -219,7 +223,8 @@ reg_covar=1e-4)
                  structures=("none", "full", "diagonal", "isotropic"),
                  trace_scales=None, noise=None, pairing="kind", protocols=("paper", "eot"),
                  eot_samples=DEFAULT_EOT_SAMPLES, seeds=(0, 1, 2), base_epochs=10,
-                 noise_epochs=10, pair_batch_size=256, augmentations=(), augment_noise=0,
+                 noise_epochs=10, pair_batch_size=256, pair_images=None, augmentations=(),
+                 augment_noise=0,
                  checks=None, engine="auto", n_jobs=1, store=None, verbose=1):
         self.net = net
         self.noise_layers = noise_layers
@@ -235,6 +240,7 @@ reg_covar=1e-4)
         self.base_epochs = base_epochs
         self.noise_epochs = noise_epochs
         self.pair_batch_size = pair_batch_size
+        self.pair_images = pair_images
         self.augmentations = augmentations
         self.augment_noise = augment_noise
         self.checks = checks
@@ -285,6 +291,11 @@ reg_covar=1e-4)
             for t in self._trace_scales_for(kind):
                 if t is not None and (not isinstance(t, Real) or not t > 0):
                     raise ValueError(f"trace scales must be positive floats or None; got {t!r}.")
+        if self.pair_images is not None and (not isinstance(self.pair_images, Integral)
+                                             or isinstance(self.pair_images, bool)
+                                             or self.pair_images < 2):
+            raise ValueError(f"pair_images must be None (all training images) or an integer "
+                             f">= 2; got {self.pair_images!r}.")
         if not isinstance(self.noise_epochs, Integral) or self.noise_epochs < 1:
             raise ValueError(f"noise_epochs must be a positive integer (the noise is installed "
                              f"and the layers retrained in them); got {self.noise_epochs!r}.")
@@ -359,6 +370,7 @@ reg_covar=1e-4)
             noise_sources=params["noise_sources"], eval_sources=params["eval_sources"],
             protocols=params["protocols"], base_epochs=int(self.base_epochs),
             noise_epochs=int(self.noise_epochs), pair_batch_size=int(self.pair_batch_size),
+            pair_images=None if self.pair_images is None else int(self.pair_images),
             augmentations=tuple(tuple(a) for a in self.augmentations),
             checks=None if self.checks is None else dict(self.checks))
         plans = make_plan(

@@ -35,6 +35,8 @@ class RunSettings:
         Epochs of the base network and of the retraining.
     pair_batch_size : int
         Images per batch when collecting activation pairs.
+    pair_images : int or None
+        Training images the pairs are collected on (None: all).
     augmentations : tuple of (ModificationSource, float)
         Training-time augmentations of the baselines.
     checks : dict or None
@@ -63,5 +65,6 @@ class RunSettings:
     base_epochs: int
     noise_epochs: int
     pair_batch_size: int
+    pair_images: int = None
     augmentations: tuple = ()
     checks: dict = None

@@ -9,6 +9,7 @@ ran before it, in which process, or on ``n_jobs``.
 
 import time
 
+import numpy as np
 import torch
 from sklearn.base import clone
 
@@ -70,6 +71,10 @@ class SequentialTrainer:
         if "random_state" in source.get_params():
             source.set_params(random_state=derive_seed(seed, "noise-source", noise_index))
         base = self.base_net(settings, base_state)
+        if settings.pair_images is not None and settings.pair_images < len(X):
+            rows = np.sort(np.random.default_rng(derive_seed(seed, "pair-images")).choice(
+                len(X), settings.pair_images, replace=False))
+            X, y = X[rows], y[rows]
         return ActivationPairs(base, list(settings.layers), source,
                                batch_size=settings.pair_batch_size).fit_transform(X, y)
 

@@ -1,0 +1,139 @@
+"""The experiment engines side by side: stacked against sequential, in the same run.
+
+Two measurements on the paper's network (PaperCNN, noise at body.tanh2,
+d = 3136), digits upsampled to 28x28, batch 64, Adam:
+
+* **retraining**: N networks of one seed (structures cycling full,
+  diagonal, isotropic, none, as a seed's networks do), one epoch each,
+  trained one skorch net at a time (sequential) or together on their
+  frozen front (stacked), for N = 1, 2, 4, 8, 16: networks per minute;
+* **a whole experiment** (pairs, retraining, evaluation on clean images,
+  a modification and FGSM under both protocols): networks per minute and
+  attack evaluations per minute, ``Experiment(engine=...)`` each way.
+
+Usage: ``python benchmarks/perf_engine.py [--quick] [--out DIR]``.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import RESULTS, print_table, write_csv  # noqa: E402
+
+SITE = "body.tanh2"
+STRUCTURES = ("full", "diagonal", "isotropic", "none")
+
+
+def _data(n_train, n_test):
+    from structnoise.evaluation.presets import _digits28
+
+    return _digits28(n_train, n_test)()
+
+
+def _net(ensemble=2):
+    import torch
+
+    from structnoise import NoisyNeuralNetClassifier
+    from structnoise.models import PaperCNN
+
+    return NoisyNeuralNetClassifier(PaperCNN, optimizer=torch.optim.Adam, lr=1e-3,
+                                    batch_size=64, train_split=None,
+                                    iterator_train__shuffle=True, noise_ensemble=ensemble,
+                                    verbose=0)
+
+
+def retraining(n_train, counts):
+    """Seconds to retrain N networks one epoch, each engine, for each N."""
+    from structnoise import StructuredNoiseFitter
+    from structnoise.evaluation.plan import NetPlan
+    from structnoise.evaluation.protocols import get_protocols
+    from structnoise.evaluation.settings import RunSettings
+    from structnoise.evaluation.stacked import StackedTrainer
+    from structnoise.evaluation.trainer import SequentialTrainer
+    from structnoise.sources import GaussianNoise
+
+    X, y, _, _ = _data(n_train, 10)
+    settings = RunSettings(_net(), (SITE,), {SITE: 3136},
+                           StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
+                           (("noise", GaussianNoise(0.3)),), (), get_protocols("paper"),
+                           base_epochs=1, noise_epochs=1, pair_batch_size=256)
+    sequential, stacked = SequentialTrainer(), StackedTrainer()
+    base = sequential.train_base(settings, 0, X, y)
+    pairs = sequential.activation_pairs(settings, 0, 0, base, X, y)
+    rows = []
+    for n in counts:
+        plans = []
+        for i in range(n):
+            structure = STRUCTURES[i % len(STRUCTURES)]
+            if structure == "none":
+                plans.append(NetPlan(0, "none", None, None, "none", f"none{i}", "any",
+                                     float("nan")))
+            else:
+                plans.append(NetPlan(0, structure, 2.0, 0, "GaussianNoise", f"noise{i}",
+                                     "naturalistic", 0.3))
+        noises = [sequential.fitted_noise(settings, p, pairs) for p in plans]
+        t0 = time.perf_counter()
+        for plan, noise in zip(plans, noises, strict=True):
+            sequential.train_network(settings, plan, base, noise, X, y)
+        seq = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stacked.train_networks(settings, plans, base, noises, X, y, order_seed=0)
+        stk = time.perf_counter() - t0
+        rows.append({"networks": n, "sequential_s": seq, "stacked_s": stk,
+                     "sequential_nets_per_min": 60 * n / seq,
+                     "stacked_nets_per_min": 60 * n / stk, "stacked_over_sequential": seq / stk})
+    return rows
+
+
+def experiment(n_train, n_test, seeds):
+    """A whole small experiment each way: networks and attack evaluations per minute."""
+    from structnoise import StructuredNoiseFitter
+    from structnoise.evaluation import Experiment
+    from structnoise.sources import FGSM, Corruption
+
+    X, y, Xt, yt = _data(n_train, n_test)
+    rows = []
+    for engine in ("sequential", "stacked"):
+        exp = Experiment(_net(), SITE, [FGSM(eps=0.1), Corruption("rotate", strength=2.0)],
+                         [FGSM(eps=0.1), Corruption("rotate", strength=2.0)],
+                         noise=StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
+                         seeds=tuple(range(seeds)), base_epochs=1, noise_epochs=1,
+                         eot_samples=2, engine=engine, verbose=0)
+        t0 = time.perf_counter()
+        out = exp.run(X, y, Xt, yt)
+        seconds = time.perf_counter() - t0
+        attacks = len(out[out.eval_kind == "adversarial"])
+        n_nets = exp.n_networks_trained_
+        rows.append({"engine": engine, "seconds": seconds, "networks": n_nets,
+                     "nets_per_min": 60 * n_nets / seconds,
+                     "attack_evaluations_per_min": 60 * attacks / seconds})
+    rows.append({"engine": "stacked / sequential", "seconds": rows[0]["seconds"]
+                 / rows[1]["seconds"], "networks": rows[1]["networks"],
+                 "nets_per_min": rows[1]["nets_per_min"] / rows[0]["nets_per_min"],
+                 "attack_evaluations_per_min": rows[1]["attack_evaluations_per_min"]
+                 / rows[0]["attack_evaluations_per_min"]})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=os.path.join(RESULTS, "perf"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        train = retraining(200, (1, 2, 4))
+        whole = experiment(200, 40, 1)
+    else:
+        train = retraining(1000, (1, 2, 4, 8, 16))
+        whole = experiment(1000, 200, 2)
+    write_csv(os.path.join(args.out, "engine_retraining.csv"), train)
+    write_csv(os.path.join(args.out, "engine_experiment.csv"), whole)
+    print_table(train, "Retraining N networks one epoch: stacked vs sequential")
+    print_table(whole, "A whole experiment, each engine")
+    return train, whole
+
+
+if __name__ == "__main__":
+    main()
