@@ -15,7 +15,9 @@ MODULES = ["structnoise", "structnoise.covariance", "structnoise.sources",
            "structnoise.evaluation.store", "structnoise.evaluation.plan",
            "structnoise.evaluation.protocols", "structnoise.evaluation.schema",
            "structnoise.evaluation.trainer", "structnoise.evaluation.evaluator",
-           "structnoise.evaluation.settings", "structnoise.evaluation.views"]
+           "structnoise.evaluation.settings", "structnoise.evaluation.views",
+           "structnoise.evaluation.stacked", "structnoise.evaluation.paired",
+           "structnoise.evaluation.adequacy", "structnoise.splitting"]
 
 
 def public_names():

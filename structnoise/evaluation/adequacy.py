@@ -86,7 +86,27 @@ def adequacy_table(results, references, tolerance=None):
 
 
 def undertrained_conditions(table):
-    """The condition keys a table marks undertrained (for the paired verdicts)."""
+    """The condition keys a table marks undertrained (for the paired verdicts).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        An :func:`adequacy_table`.
+
+    Returns
+    -------
+    keys : set of tuple
+        Their :func:`~structnoise.evaluation.paired.condition_key`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from structnoise.evaluation.adequacy import undertrained_conditions
+    >>> table = pd.DataFrame({"structure": ["full"], "noise_label": ["fgsm"],
+    ...                       "trace_scale": [2.0], "status": ["undertrained"]})
+    >>> undertrained_conditions(table)
+    {('full', 'fgsm', '2.0')}
+    """
     return {condition_key(r.structure, r.noise_label,
                           None if r.trace_scale != r.trace_scale else r.trace_scale)
             for r in table.itertuples(index=False) if r.status == "undertrained"}
