@@ -553,6 +553,42 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
         self._set_noise(_Estimate(np.full(d, float(variance))), 0.0, np.zeros(d), d, 0)
         return self
 
+    @fit_context(prefer_skip_nested_validation=True)
+    def fit_covariance(self, covariance):
+        """Noise of a known covariance, without data (the structure and trace scale apply).
+
+        Parameters
+        ----------
+        covariance : array-like of shape (n_features, n_features)
+            A symmetric positive semi-definite matrix.
+
+        Returns
+        -------
+        self : StructuredNoiseFitter
+            Fitted, with ``n_samples_seen_ = 0``, ``shrinkage_ = 0`` and a zero
+            ``location_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from structnoise import StructuredNoiseFitter
+        >>> cov = np.array([[2.0, 0.5], [0.5, 1.0]])
+        >>> noise = StructuredNoiseFitter(random_state=0).fit_covariance(cov)
+        >>> bool(np.allclose(noise.covariance_, cov))
+        True
+        """
+        cov = check_array(covariance, dtype=np.float64, copy=True)
+        d = cov.shape[0]
+        if cov.shape != (d, d) or not np.allclose(cov, cov.T, atol=1e-10 * max(
+                1.0, float(np.abs(cov).max()))):
+            raise ValueError(f"covariance must be a symmetric (n_features, n_features) matrix; "
+                             f"got shape {cov.shape}.")
+        cov = (cov + cov.T) / 2
+        self._check_rank(d)
+        self.__dict__.pop("_accumulator", None)  # nothing to stream on from
+        self._set_noise(_Estimate(cov.diagonal().copy(), matrix=cov), 0.0, np.zeros(d), d, 0)
+        return self
+
     def _accumulate(self, acc, delta, d):
         """Add deltas to ``acc`` (a new one when None); returns it."""
         is_t = isinstance(delta, torch.Tensor)

@@ -166,3 +166,63 @@ def test_batch_norm_in_the_retrained_layers_is_refused_with_the_reason():
     with_split = NoisyNeuralNetClassifier(PaperCNN).initialize()
     assert "train_split=None" in stacking_obstacle(with_split, (SITE,),
                                                    torch.rand(2, 1, 28, 28))
+
+
+# ------------------------------------------------- full noise after the next linear layer
+def _site_net():
+    from structnoise._random import scoped_seed
+
+    with scoped_seed(0):  # the same weights for both sides of a comparison
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Tanh(),
+                                   torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(),
+                                   torch.nn.Linear(12, 10))
+
+
+def test_full_noise_moved_through_a_convolution_has_covariance_w_sigma_wt():
+    from structnoise.evaluation.stacked import noise_through_linear
+
+    module = _site_net()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((32, 32))
+    sigma = a @ a.T / 32 + 0.1 * np.eye(32)
+    noise = StructuredNoiseFitter(random_state=0).fit_covariance(sigma)
+    net = NoisyNeuralNetClassifier(module, noise={"1": noise}, noise_layers="1",
+                                   train_split=None).initialize()
+    net.fit_noise(None)
+    assert noise_through_linear(net, "1", torch.rand(2, 1, 4, 4)) == "2"
+    # W by brute force: the convolution (no bias) of every basis activation map
+    conv = module[2]
+    basis = torch.eye(32, dtype=torch.float64).reshape(32, 2, 4, 4)
+    W = torch.nn.functional.conv2d(basis, conv.weight.detach().double())
+    W = W.reshape(32, 12).T.numpy()
+    np.testing.assert_allclose(net.noise_["2"].covariance_, W @ sigma @ W.T, atol=1e-9)
+    assert list(net.noise_) == ["2"] and net.noise_layers == ["2"]
+
+
+def test_the_moved_noise_gives_the_same_network_in_distribution():
+    """The pre-activations of the layer after the site: same mean and covariance."""
+    from structnoise.evaluation.stacked import noise_through_linear
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((32, 32))
+    sigma = a @ a.T / 32
+    x = torch.rand(1, 1, 4, 4)
+    samples = {}
+    for moved in (False, True):
+        module = _site_net()
+        noise = StructuredNoiseFitter(random_state=3).fit_covariance(sigma)
+        net = NoisyNeuralNetClassifier(module, noise={"1": noise}, noise_layers="1",
+                                       train_split=None).initialize()
+        net.fit_noise(None)
+        if moved:
+            noise_through_linear(net, "1", x)
+        seen = []
+        handle = module[2].register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+        with torch.no_grad():
+            module(x.repeat(20000, 1, 1, 1))
+        handle.remove()
+        samples[moved] = seen[0].reshape(20000, -1).double().numpy()
+    mean_gap = np.abs(samples[True].mean(0) - samples[False].mean(0)).max()
+    cov_a, cov_b = np.cov(samples[False].T), np.cov(samples[True].T)
+    assert mean_gap < 0.05
+    assert np.linalg.norm(cov_a - cov_b) / np.linalg.norm(cov_a) < 0.05

@@ -428,3 +428,25 @@ def test_fused_noise_equals_adding_the_scaled_draws(rng, structure):
     module.reset_generators()
     naive = x + 0.7 * module.sample(7, dtype=torch.float64)
     torch.testing.assert_close(fused, naive)
+
+
+def test_noise_from_a_known_covariance_or_a_width_without_data():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 6))
+    cov = a @ a.T + np.eye(6)
+    full = StructuredNoiseFitter(random_state=0).fit_covariance(cov)
+    np.testing.assert_allclose(full.covariance_, cov)
+    assert full.n_samples_seen_ == 0 and full.n_features_in_ == 6
+    scaled = StructuredNoiseFitter(structure="diagonal", trace_scale=2.0).fit_covariance(cov)
+    np.testing.assert_allclose(np.trace(scaled.covariance_), 12.0)
+    # an empirical check of the draws: the sample covariance approaches cov
+    draws = full.sample(40000)
+    assert np.linalg.norm(np.cov(draws.T) - cov) / np.linalg.norm(cov) < 0.05
+    with pytest.raises(ValueError, match="symmetric"):
+        StructuredNoiseFitter().fit_covariance(a)
+    iso = StructuredNoiseFitter(structure="isotropic", trace_scale=0.5).fit_isotropic(4)
+    np.testing.assert_allclose(iso.covariance_, 0.5 * np.eye(4))
+    with pytest.raises(ValueError, match="structure='isotropic'"):
+        StructuredNoiseFitter().fit_isotropic(4)
+    with pytest.raises(ValueError, match="n_features"):
+        StructuredNoiseFitter(structure="isotropic").fit_isotropic(0)

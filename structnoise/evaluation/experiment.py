@@ -488,6 +488,7 @@ def _run_seed(trainer, settings, plans, base_state, data, store):
             trained[plan.key] = trainer.train_network(settings, plan, base_state,
                                                       noises[plan.key], Xtr, ytr)
         net, seconds = trained.pop(plan.key)
+        trainer.prepare_for_evaluation(settings, net, Xtr)
         rows, check_rows = evaluate_network(settings, plan, net, Xte, yte, seconds)
         if store.persistent:
             store.save_network(plan.key, rows, check_rows)

@@ -12,7 +12,10 @@ seed's base network, frozen up to and including the noise site. So:
   optimizer. The loss is the sum of the networks' mean losses, so each
   network's gradient is its own; with an elementwise optimizer (Adam, SGD,
   ...) one optimizer over the stacked parameters is N optimizers, one per
-  network (tested).
+  network (tested);
+* **full noise is drawn after the next linear layer at evaluation**
+  (:func:`noise_through_linear`): ``W eps ~ N(0, W Sigma W^T)``, the same
+  network in distribution with a narrower draw.
 
 Each network is prepared exactly as the sequential engine prepares it
 (its skorch net, its noise module and its re-initialisation in its own
@@ -28,14 +31,17 @@ skorch net, as in the sequential engine.
 
 import time
 
+import numpy as np
 import torch
+from sklearn.base import clone
 from torch import nn
 
 from .._random import derive_seed, scoped_seed
 from ..splitting import split_module
 from .trainer import SequentialTrainer, _template_net
 
-__all__ = ["StackedTrainer", "stacking_obstacle", "ELEMENTWISE_OPTIMIZERS"]
+__all__ = ["StackedTrainer", "stacking_obstacle", "ELEMENTWISE_OPTIMIZERS",
+           "noise_through_linear"]
 
 #: optimizers whose update of a parameter reads only that parameter's own
 #: gradient and state: one over the stacked parameters equals one per network
@@ -131,6 +137,14 @@ class StackedTrainer(SequentialTrainer):
             net.partial_fit(X, y, epochs=0)
         return net
 
+    def prepare_for_evaluation(self, settings, net, X):
+        """Draw full noise after the next linear layer (exact in distribution, cheaper).
+
+        See :func:`noise_through_linear`; returns the layer it now follows,
+        or None.
+        """
+        return noise_through_linear(net, settings.layers[0], torch.as_tensor(X[:1]))
+
     def front_activations(self, settings, base_state, X, batch_size=1024):
         """The frozen front's output on ``X``, computed once (no noise, eval mode)."""
         net = self.base_net(settings, base_state)
@@ -223,6 +237,78 @@ class StackedTrainer(SequentialTrainer):
                     back.load_state_dict(state)
         seconds = (time.perf_counter() - t0) / len(nets)
         return [(net, seconds) for net in nets]
+
+
+def noise_through_linear(net, layer, probe):
+    """Draw a trained net's full noise after the linear layer that follows its site.
+
+    When the first layer after the noise site is a convolution or a linear
+    map ``W`` (PaperCNN at L=2: ``body.conv3``), ``W (h + eps) + b`` equals
+    ``W h + b + W eps`` and ``W eps ~ N(0, W Sigma W^T)``: noise of that
+    covariance added to the layer's output gives the same network, exactly
+    in distribution, with a narrower draw (PaperCNN: 1600 wide instead of
+    3136, about 3.8x fewer operations per draw). The layer's parameters must
+    be frozen: the evaluation's, not the training's. Other structures are
+    left alone (a diagonal becomes a full matrix there, a dearer draw).
+
+    Parameters
+    ----------
+    net : NoisyNeuralNetClassifier
+        A trained net with full noise at ``layer``.
+    layer : str
+        The noise site.
+    probe : torch.Tensor
+        One or more inputs (the site's activation shape is read from them).
+
+    Returns
+    -------
+    moved : str or None
+        The layer the noise now follows, or None when nothing was moved.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
+    >>> from structnoise.evaluation.stacked import noise_through_linear
+    >>> from structnoise.models import DigitsMLP
+    >>> noise = StructuredNoiseFitter(random_state=0).fit_covariance(np.eye(128))
+    >>> net = NoisyNeuralNetClassifier(DigitsMLP, noise={"body.2": noise}).initialize()
+    >>> net.fit_noise(None) is net
+    True
+    >>> noise_through_linear(net, "body.2", torch.rand(1, 1, 8, 8))
+    'body.3'
+    """
+    fitter = (getattr(net, "noise_", None) or {}).get(layer)
+    if fitter is None or fitter.structure != "full" or len(net.noise_) != 1:
+        return None
+    front, back = split_module(net.module_, layer)
+    first = next(iter(back.children()), None)
+    if not isinstance(first, (nn.Conv2d, nn.Linear)):
+        return None
+    names = {id(m): name for name, m in net.module_.named_modules()}
+    target = names.get(id(first))
+    if target is None:
+        return None
+    with torch.no_grad(), net.noise_disabled():
+        front.eval()
+        shape = front(probe[:1].to(net.device)).shape[1:]
+        d = int(np.prod(shape))
+        # the columns of the noise's factor, as activation maps through W (no bias)
+        factor = torch.as_tensor(np.asarray(fitter.factor_), dtype=torch.float64)
+        columns = factor.T.reshape(d, *shape)
+        weight = first.weight.detach().to("cpu", torch.float64)
+        if isinstance(first, nn.Conv2d):
+            mapped = torch.nn.functional.conv2d(columns, weight, None, first.stride,
+                                                first.padding, first.dilation, first.groups)
+        else:
+            mapped = columns.reshape(d, -1) @ weight.T
+        mapped = mapped.reshape(d, -1)
+        covariance = (mapped.T @ mapped).numpy()
+    moved = clone(fitter).set_params(structure="full", trace_scale=None, shrinkage=None,
+                                     reg_covar=0.0).fit_covariance(covariance)
+    net.set_params(noise={target: moved}, noise_layers=[target])
+    net.fit_noise(None)
+    return target
 
 
 def _noisy(net, layer, h):

@@ -100,6 +100,10 @@ class SequentialTrainer:
             fitters[layer] = f
         return fitters
 
+    def prepare_for_evaluation(self, settings, net, X):
+        """Nothing: the sequential engine evaluates the net as trained (the reference)."""
+        return None
+
     def train_network(self, settings, plan, base_state, noise, X, y):
         """Freeze up to the noise site, re-initialise after it, retrain with the noise.
 
