@@ -217,7 +217,8 @@ def test_the_moved_noise_gives_the_same_network_in_distribution():
         if moved:
             noise_through_linear(net, "1", x)
         seen = []
-        handle = module[2].register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+        handle = module[2].register_forward_hook(
+            lambda m, i, o, seen=seen: seen.append(o.detach()))
         with torch.no_grad():
             module(x.repeat(20000, 1, 1, 1))
         handle.remove()
