@@ -67,8 +67,8 @@ def adequacy_table(results, references, tolerance=None):
     frame = frame[frame.eval_protocol == frame.eval_protocol.iloc[0]]
     out = []
     for (structure, label, ts), part in frame.groupby(
-            ["structure", "noise_label", frame.trace_scale.fillna(-1.0)], sort=False):
-        trace_scale = None if ts == -1.0 else float(ts)
+            ["structure", "noise_label", "trace_scale"], sort=False, dropna=False):
+        trace_scale = None if ts != ts else float(ts)
         key = condition_key(structure, label, trace_scale)
         clean = float(part.accuracy.mean())
         reference = None if references is None else references.get(key)

@@ -43,14 +43,13 @@ def summarise(results, confidence=0.95):
     keys = CONDITION + _EVAL
     frame = results.copy()
     for col in ("noise_strength", "trace_scale", "eval_strength", "train_strength"):
-        frame[col] = frame[col].astype(float).fillna(-1.0)  # NaN keys would be dropped
+        frame[col] = frame[col].astype(float)
+    # a missing strength or trace scale (NaN) is a key like any other
     grouped = frame.groupby(keys, sort=True, dropna=False)
     out = grouped.agg(mean=("accuracy", "mean"), sd=("accuracy", "std"),
                       n_seeds=("seed", "nunique"), eot_draws=("eot_draws", "max")).reset_index()
     t = stats.t.ppf(0.5 + confidence / 2, np.maximum(out.n_seeds - 1, 1))
     out["ci"] = np.where(out.n_seeds > 1, t * out.sd / np.sqrt(out.n_seeds), np.nan)
-    for col in ("noise_strength", "trace_scale", "eval_strength", "train_strength"):
-        out[col] = out[col].replace(-1.0, np.nan)
     return out.drop(columns="sd")
 
 
@@ -101,13 +100,11 @@ def transfer_table(results, structure="full", protocol="paper", eval_kind=None,
     keep = (frame.structure == structure) | (frame.noise_family == NOISE_FREE) | (
         (frame.structure == "isotropic") & (frame.noise_family == ANY_SOURCE))
     frame = frame[keep].copy()
-    frame["noise_strength"] = frame["noise_strength"].astype(float).fillna(-1.0)
-    table = frame.pivot_table(index=["noise_family", "noise_strength", "structure"],
-                              columns=["eval_family", "eval_strength"], values="accuracy",
-                              aggfunc="mean")
-    table.index = table.index.set_levels(
-        table.index.levels[1].where(table.index.levels[1] != -1.0, np.nan), level=1)
-    return table
+    frame["noise_strength"] = frame["noise_strength"].astype(float)
+    return frame.pivot_table(index=["noise_family", "noise_strength", "structure"],
+                             columns=["eval_family", "eval_strength"], values="accuracy",
+                             aggfunc="mean", dropna=False).dropna(how="all").dropna(
+        axis=1, how="all")
 
 
 def transfer_matrix(estimator, X, y, noise_sources, eval_sources, *, X_eval=None,
