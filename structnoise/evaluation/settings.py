@@ -68,3 +68,11 @@ class RunSettings:
     pair_images: int = None
     augmentations: tuple = ()
     checks: dict = None
+
+    def make_net(self, **params):
+        """A fresh, quiet clone of the net template with ``params`` set (template untouched)."""
+        from sklearn.base import clone
+
+        net = clone(self.net)
+        net.set_params(verbose=0, **params)
+        return net

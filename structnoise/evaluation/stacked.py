@@ -38,7 +38,7 @@ from torch import nn
 
 from .._random import derive_seed, scoped_seed
 from ..splitting import split_module
-from .trainer import SequentialTrainer, _template_net
+from .trainer import SequentialTrainer
 
 __all__ = ["StackedTrainer", "stacking_obstacle", "ELEMENTWISE_OPTIMIZERS",
            "noise_through_linear"]
@@ -126,7 +126,7 @@ class StackedTrainer(SequentialTrainer):
         preparation (the probe, the noise, the freeze and the
         re-initialisation in the network's own seed).
         """
-        net = _template_net(settings, noise=noise, noise_source=None,
+        net = settings.make_net(noise=noise, noise_source=None,
                             noise_layers=list(settings.layers), noise_retrain="after",
                             noise_warmup_epochs=0, max_epochs=settings.noise_epochs)
         with scoped_seed(0, net.device):  # overwritten by the base weights below

@@ -19,13 +19,6 @@ from ..activations import ActivationPairs
 __all__ = ["SequentialTrainer"]
 
 
-def _template_net(settings, **params):
-    """A fresh, quiet clone of the experiment's net template with ``params`` set."""
-    net = clone(settings.net)
-    net.set_params(verbose=0, **params)
-    return net
-
-
 def _base_params(settings):
     return dict(noise=None, noise_source=None, noise_layers=None, noise_retrain="all",
                 max_epochs=settings.base_epochs)
@@ -49,14 +42,14 @@ class SequentialTrainer:
 
     def train_base(self, settings, seed, X, y):
         """The noise-free base network of ``seed``; returns its weights (CPU state dict)."""
-        net = _template_net(settings, **_base_params(settings))
+        net = settings.make_net(**_base_params(settings))
         with scoped_seed(derive_seed(seed, "base"), net.device):
             net.fit(X, y)
         return _state_on_cpu(net.module_)
 
     def base_net(self, settings, base_state):
         """The base network, loaded from its weights (to attack or to read pairs from)."""
-        net = _template_net(settings, **_base_params(settings))
+        net = settings.make_net(**_base_params(settings))
         # the module's own initialisation is overwritten at once: no seed needed,
         # but it must not advance the caller's generator either
         with scoped_seed(0, net.device):
@@ -118,7 +111,7 @@ class SequentialTrainer:
                 aug_source.set_params(random_state=derive_seed(plan.seed, "augment",
                                                                plan.augment))
             train = dict(train_source=aug_source, train_source_ratio=float(ratio))
-        net = _template_net(settings, noise=noise, noise_source=None,
+        net = settings.make_net(noise=noise, noise_source=None,
                            noise_layers=list(settings.layers), noise_retrain="after",
                            noise_warmup_epochs=0, max_epochs=settings.noise_epochs, **train)
         with scoped_seed(0, net.device):  # overwritten by the base weights below
