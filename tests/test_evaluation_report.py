@@ -38,6 +38,14 @@ def test_the_report_and_figures_are_written(rows, tmp_path):
     assert "**eot3 protocol:" in text and "**paper protocol:" in text
     assert (tmp_path / "report.md").read_text() == text
     assert (tmp_path / "accuracy_vs_eps.png").exists()
+    timing = text.split("## Where the time went")[1].split("## Figures")[0]
+    assert "| retraining | all |" in timing
+    # the rest of the run is the run's 1 s less the rows' seconds; never negative
+    from structnoise.evaluation import time_table
+
+    rest = 1.0 - time_table(rows).seconds.sum()
+    assert ("The rest of the run" in timing) == (rest >= 0)
+    assert ("less than their sum" in timing) == (rest < 0)
 
 
 def test_report_states_adequacy_and_draws_the_paired_differences(tmp_path):

@@ -5,7 +5,7 @@ import torch
 from evaluation_helpers import TinyNet
 
 from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
-from structnoise.evaluation import Experiment, summarise, transfer_table
+from structnoise.evaluation import Experiment, summarise, time_table, transfer_table
 from structnoise.sources import Corruption
 
 
@@ -23,6 +23,32 @@ def test_views(small_run):
                 & (rows.eval_family == "gaussian_noise") & (rows.eval_protocol == "paper")]
     assert t.loc[("rotate", 2.0, "full"), ("gaussian_noise", 5.0)] == pytest.approx(
         float(full.accuracy.iloc[0]))
+
+
+def test_time_table_counts_training_once_per_network_and_shared_evaluations_once(small_run):
+    _, rows = small_run
+    times = time_table(rows)
+    assert times.phase.iloc[0] == "retraining"
+    # the naive reference: one loop over the networks
+    networks = {}
+    for r in rows.itertuples(index=False):
+        key = (r.seed, r.noise_label, r.structure, str(r.trace_scale), r.train_family)
+        networks[key] = r.train_seconds
+    assert times.seconds.iloc[0] == pytest.approx(sum(networks.values()))
+    assert times.networks.iloc[0] == len(networks)
+    # a naturalistic evaluation is one measurement: counted once, not per protocol
+    rot = rows[rows.eval_family == "rotate"]
+    once = rot.groupby(["seed", "noise_label", "structure", "trace_scale", "eval_label"],
+                       dropna=False).eval_seconds.max().sum()
+    row = times[(times.phase == "rotate")]
+    assert len(row) == 1 and row.protocol.iloc[0] == "all"
+    assert row.seconds.iloc[0] == pytest.approx(once)
+    # attacks per protocol; every row's seconds accounted for exactly once
+    adversarial = rows[rows.eval_kind == "adversarial"]
+    for protocol, part in adversarial.groupby("eval_protocol"):
+        got = times[(times.protocol == protocol)].seconds.sum()
+        assert got == pytest.approx(part.eval_seconds.sum())
+    assert list(times.seconds.iloc[1:]) == sorted(times.seconds.iloc[1:], reverse=True)
 
 
 def test_transfer_matrix_is_a_view_of_the_experiment(digits_data):

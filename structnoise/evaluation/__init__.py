@@ -28,7 +28,8 @@ _EXPORTS = {
     "NetPlan": "plan", "PAIRINGS": "plan",
     "Protocol": "protocols", "PaperProtocol": "protocols", "EOTProtocol": "protocols",
     "PROTOCOLS": "protocols",
-    "summarise": "views", "transfer_table": "views", "transfer_matrix": "views",
+    "summarise": "views", "time_table": "views", "transfer_table": "views",
+    "transfer_matrix": "views",
 }
 
 __all__ = sorted(_EXPORTS)

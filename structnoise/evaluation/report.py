@@ -16,7 +16,7 @@ from .paired import (
 from .presets import PAPER_NUMBERS
 from .schema import ANY_SOURCE, NOISE_FREE, STANDARD
 from .store import write_atomic
-from .views import summarise
+from .views import summarise, time_table
 
 __all__ = ["CLAIMS", "claim_tables", "baseline_table", "write_report", "write_figures"]
 
@@ -578,6 +578,7 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
                          f"ensemble {r.ensemble}] {r.check}: {r.detail}")
     else:
         lines.append("- (no checks in this run)")
+    lines += _time_lines(results, seconds)
     figs = write_figures(results.drop(columns=["experiment"], errors="ignore"), out) \
         if len(results) else []
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figs]
@@ -608,6 +609,27 @@ def _adequacy_lines(results, references, dataset):
     lines += _table(["structure", "noise", "tr", "seeds", "clean", "reference", "gap",
                      "status"], rows) + [""]
     return lines
+
+
+def _time_lines(results, seconds):
+    """The report's time section: retraining and each evaluation, from the rows."""
+    if not len(results):
+        return []
+    times = time_table(results.drop(columns=["experiment"], errors="ignore"))
+    rows = [[r.phase, r.protocol, r.networks, f"{r.seconds:.0f}"]
+            for r in times.itertuples(index=False)]
+    rest = seconds - float(times.seconds.sum())
+    lines = ["", "## Where the time went", "",
+             "Seconds summed over the networks, from the rows (a clean or naturalistic "
+             "evaluation is measured once and shared by the protocols)."]
+    if rest >= 0:
+        lines.append(f"The rest of the run, {rest:.0f} s of {seconds:.0f} s, went to the base "
+                     "networks, the activation pairs, the noise fits, the obfuscation checks "
+                     "and the report.")
+    else:  # rows stored by an earlier, interrupted run took time this run did not
+        lines.append(f"The rows include networks stored by an earlier run: this run's "
+                     f"{seconds:.0f} s is less than their sum.")
+    return lines + [""] + _table(["phase", "protocol", "networks", "seconds"], rows)
 
 
 def summary_table(results):

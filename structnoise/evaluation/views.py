@@ -5,7 +5,7 @@ from scipy import stats
 
 from .schema import ANY_SOURCE, CLEAN, NOISE_FREE, STANDARD
 
-__all__ = ["summarise", "transfer_table", "transfer_matrix", "CONDITION"]
+__all__ = ["summarise", "time_table", "transfer_table", "transfer_matrix", "CONDITION"]
 
 #: the columns that identify a network's noise condition (all but the seed)
 CONDITION = ["noise_family", "noise_label", "noise_kind", "noise_strength", "structure",
@@ -51,6 +51,65 @@ def summarise(results, confidence=0.95):
     t = stats.t.ppf(0.5 + confidence / 2, np.maximum(out.n_seeds - 1, 1))
     out["ci"] = np.where(out.n_seeds > 1, t * out.sd / np.sqrt(out.n_seeds), np.nan)
     return out.drop(columns="sd")
+
+
+def time_table(results):
+    """Where a run's time went: retraining, then each evaluation, from the rows' seconds.
+
+    Every row carries its network's ``train_seconds`` and its own
+    ``eval_seconds``. Retraining counts once per network. A clean or
+    naturalistic evaluation is one measurement reported under every
+    protocol, so it counts once per network (under protocol "all"); an
+    attack counts under each protocol (a protocol that shared another's
+    measurement adds almost nothing).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Rows of :meth:`Experiment.run`.
+
+    Returns
+    -------
+    times : pandas.DataFrame
+        Columns ``phase``, ``protocol``, ``networks`` and ``seconds``, the
+        retraining first, then the evaluations, dearest first.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from structnoise.evaluation import COLUMNS
+    >>> from structnoise.evaluation.views import time_table
+    >>> row = dict.fromkeys(COLUMNS, 0) | {"eval_family": "clean", "eval_kind": "clean",
+    ...                                    "eval_label": "clean", "train_seconds": 3.0,
+    ...                                    "eval_seconds": 0.5}
+    >>> rows = pd.DataFrame([row | {"eval_protocol": p} for p in ("paper", "eot")])
+    >>> time_table(rows)[["phase", "protocol", "seconds"]].values.tolist()
+    [['retraining', 'all', 3.0], ['clean', 'all', 0.5]]
+    """
+    import pandas as pd
+
+    network = ["seed"] + CONDITION
+    frame = results.copy()
+    for col in ("noise_strength", "trace_scale", "train_strength", "train_ratio"):
+        frame[col] = frame[col].astype(float)
+    nets = frame.groupby(network, dropna=False).agg(seconds=("train_seconds", "first"))
+    out = [{"phase": "retraining", "protocol": "all", "networks": len(nets),
+            "seconds": float(nets.seconds.sum())}]
+    adversarial = frame.eval_kind == "adversarial"
+    once = frame[~adversarial].groupby(network + ["eval_label"], dropna=False).agg(
+        seconds=("eval_seconds", "max"), family=("eval_family", "first")).reset_index()
+    for family, part in once.groupby("family", sort=False):
+        out.append({"phase": family, "protocol": "all",
+                    "networks": len(part.groupby(network, dropna=False)),
+                    "seconds": float(part.seconds.sum())})
+    for (family, protocol), part in frame[adversarial].groupby(["eval_family", "eval_protocol"]):
+        out.append({"phase": family, "protocol": protocol,
+                    "networks": len(part.groupby(network, dropna=False)),
+                    "seconds": float(part.eval_seconds.sum())})
+    times = pd.DataFrame(out, columns=["phase", "protocol", "networks", "seconds"])
+    return pd.concat([times.iloc[:1], times.iloc[1:].sort_values("seconds", ascending=False,
+                                                                  kind="stable")],
+                     ignore_index=True)
 
 
 def transfer_table(results, structure="full", protocol="paper", eval_kind=None,
