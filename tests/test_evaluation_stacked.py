@@ -90,6 +90,63 @@ def test_the_front_is_frozen_and_only_the_back_changes(setup):
     assert not torch.equal(after["head.weight"], base["head.weight"])
 
 
+@pytest.mark.parametrize("moved", [False, True])
+def test_accuracy_on_the_cached_front_is_the_nets_score_draw_for_draw(setup, moved):
+    from structnoise._random import scoped_seed
+    from structnoise.evaluation.stacked import accuracy_on_front
+    from structnoise.splitting import split_module
+
+    settings, base, plans, noises, (X, y, Xt, yt) = setup
+    trainer = StackedTrainer()
+    trained = trainer.train_networks(settings, plans, base, noises, X, y, order_seed=3)
+    H = trainer.front_activations(settings, base, Xt)
+    for plan, (net, _) in zip(plans, trained, strict=True):
+        if moved:
+            trainer.prepare_for_evaluation(settings, net, X)
+        # the front is the base network's: the same for every network of the seed
+        front, _ = split_module(net.module_, SITE)
+        with torch.no_grad(), net.noise_disabled():
+            front.eval()
+            torch.testing.assert_close(front(torch.as_tensor(Xt)), H)
+        # the noise modules draw from their own generators: from one state,
+        # the same draws in both paths
+        generators = [m._generator(torch.device("cpu"))
+                      for m in (getattr(net, "noise_modules_", None) or {}).values()]
+        states = [g.get_state() for g in generators]
+        with scoped_seed(11):
+            labels = net.predict(Xt)
+        for g, state in zip(generators, states, strict=True):
+            g.set_state(state)
+        with scoped_seed(11):
+            # scored against the net's own predictions: every label the same
+            assert accuracy_on_front(net, SITE, H, labels) == 1.0, plan.structure
+        if plan.structure == "full":  # the draws matter: a later state predicts otherwise
+            assert not np.allclose(net.predict_proba(Xt), net.predict_proba(Xt))
+
+
+def test_shared_measurements_give_every_network_its_clean_and_naturalistic_rows(setup):
+    settings, base, plans, noises, (X, y, Xt, yt) = setup
+    rot = Corruption("rotate", strength=2.0)
+    settings = dataclasses.replace(settings, eval_sources=(("rot", rot),))
+    plans = [dataclasses.replace(p, evals=(0,)) for p in plans]
+    trainer = StackedTrainer()
+    nets = [net for net, _ in trainer.train_networks(settings, plans, base, noises, X, y,
+                                                     order_seed=3)]
+    measured = trainer.shared_measurements(settings, plans, nets, base, Xt, yt)
+    assert set(measured) == {p.key for p in plans}
+    for plan in plans:
+        assert set(measured[plan.key]) == {None, 0}
+        accuracy, seconds = measured[plan.key][None]
+        assert 0.0 <= accuracy <= 1.0 and seconds > 0
+    # the noise-free network is deterministic: its measurements are its scores
+    none = plans.index(next(p for p in plans if p.structure == "none"))
+    from structnoise.evaluation.evaluator import evaluation_images
+
+    assert measured[plans[none].key][None][0] == float(nets[none].score(Xt, yt))
+    assert measured[plans[none].key][0][0] == float(
+        nets[none].score(evaluation_images(0, 0, rot, Xt), yt))
+
+
 @pytest.mark.slow
 def test_the_two_engines_agree_in_distribution():
     """Mean clean and modified accuracy per condition over 4 seeds.

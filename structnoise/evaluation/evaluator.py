@@ -15,7 +15,7 @@ from sklearn.base import clone
 from .._random import derive_seed, scoped_seed
 from .schema import as_number, describe_source
 
-__all__ = ["evaluate_network"]
+__all__ = ["evaluate_network", "evaluation_images"]
 
 
 def _eval_columns(d):
@@ -23,7 +23,7 @@ def _eval_columns(d):
             "eval_strength": d["strength"], "eval_strength_unit": d["strength_unit"]}
 
 
-def evaluate_network(settings, plan, net, X, y, train_seconds):
+def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
     """Rows of one network, then the records of its obfuscation checks.
 
     Parameters
@@ -38,6 +38,12 @@ def evaluate_network(settings, plan, net, X, y, train_seconds):
         Test images and labels.
     train_seconds : float
         Written in every row.
+    measured : dict, default=None
+        Clean and naturalistic accuracies measured beforehand (the stacked
+        engine measures them for a seed's networks together, on the front
+        computed once): ``{None: (accuracy, seconds)}`` for the clean images
+        and ``{j: (accuracy, seconds)}`` for evaluation source ``j``. The
+        rest are measured here.
 
     Returns
     -------
@@ -76,29 +82,30 @@ def evaluate_network(settings, plan, net, X, y, train_seconds):
                 "n_images": int(X.shape[0]), "train_seconds": train_seconds}
     rows = []
 
-    def add(description, protocol, accuracy, eot_samples, eot_draws, t0):
+    def add(description, protocol, accuracy, eot_samples, eot_draws, t0, seconds=None):
         rows.append({**base_row, **_eval_columns(description), "eval_protocol": protocol.name,
                      "eot_samples": eot_samples, "eot_draws": eot_draws, "accuracy": accuracy,
-                     "eval_seconds": time.perf_counter() - t0})
+                     "eval_seconds": time.perf_counter() - t0 if seconds is None
+                     else seconds})
 
+    measured = measured or {}
     seed = derive_seed(plan.seed, "eval", plan.noise_family, plan.structure, plan.augment)
     with scoped_seed(seed, net.device):
         t0 = time.perf_counter()
-        clean = float(net.score(X, y))
+        clean, seconds = measured[None] if None in measured else (float(net.score(X, y)), None)
         for protocol in settings.protocols:
-            add(describe_source(None), protocol, clean, 0, 0, t0)
+            add(describe_source(None), protocol, clean, 0, 0, t0, seconds)
         for j in plan.evals:
             label, source = settings.eval_sources[j]
             d = describe_source(source, label)
-            source = clone(source)
-            if "random_state" in source.get_params():
-                source.set_params(random_state=derive_seed(plan.seed, "eval-source", j))
             if source.kind != "adversarial":
                 t0 = time.perf_counter()
-                acc = float(net.score(source.generate(None, X).numpy(), y))
+                acc, seconds = measured[j] if j in measured else (
+                    float(net.score(evaluation_images(plan.seed, j, source, X), y)), None)
                 for protocol in settings.protocols:
-                    add(d, protocol, acc, 0, 0, t0)
+                    add(d, protocol, acc, 0, 0, t0, seconds)
                 continue
+            source = _seeded(source, plan.seed, j)
             measured = {}
             for protocol in settings.protocols:
                 t0 = time.perf_counter()
@@ -111,6 +118,33 @@ def evaluate_network(settings, plan, net, X, y, train_seconds):
         # the checks draw on in the same stream, after the evaluation
         check_rows = _checks(settings, plan, net, X, y) if plan.check else []
     return rows, check_rows
+
+
+def _seeded(source, seed, j):
+    """A copy of evaluation source ``j`` with its seed's own random state."""
+    source = clone(source)
+    if "random_state" in source.get_params():
+        source.set_params(random_state=derive_seed(seed, "eval-source", j))
+    return source
+
+
+def evaluation_images(seed, j, source, X):
+    """The test images of naturalistic evaluation source ``j`` for ``seed`` (an array).
+
+    The source draws from its own random state, derived from the seed and
+    ``j``, so every network of a seed is evaluated on the same images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structnoise.evaluation.evaluator import evaluation_images
+    >>> from structnoise.sources import Corruption
+    >>> X = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    >>> a = evaluation_images(0, 1, Corruption("gaussian_noise", 3), X)
+    >>> bool(np.array_equal(a, evaluation_images(0, 1, Corruption("gaussian_noise", 3), X)))
+    True
+    """
+    return _seeded(source, seed, j).generate(None, X).numpy()
 
 
 def _checks(settings, plan, net, X, y):

@@ -482,14 +482,20 @@ def _run_seed(trainer, settings, plans, base_state, data, store):
     trained = dict(zip([p.key for p in stack], trainer.train_networks(
         settings, stack, base_state, [noises[p.key] for p in stack], Xtr, ytr,
         order_seed=derive_seed(seed, "stacked-order")), strict=True)) if stack else {}
-    done = []
     for plan in plans:
         if plan.key not in trained:  # augmentation baselines attack the full net in training
             trained[plan.key] = trainer.train_network(settings, plan, base_state,
                                                       noises[plan.key], Xtr, ytr)
+        trainer.prepare_for_evaluation(settings, trained[plan.key][0], Xtr)
+    # clean and naturalistic accuracies of every network on the front computed
+    # once; then each network's attacks, stored network by network
+    measured = trainer.shared_measurements(settings, plans, [trained[p.key][0] for p in plans],
+                                           base_state, Xte, yte)
+    done = []
+    for plan in plans:
         net, seconds = trained.pop(plan.key)
-        trainer.prepare_for_evaluation(settings, net, Xtr)
-        rows, check_rows = evaluate_network(settings, plan, net, Xte, yte, seconds)
+        rows, check_rows = evaluate_network(settings, plan, net, Xte, yte, seconds,
+                                            measured[plan.key])
         if store.persistent:
             store.save_network(plan.key, rows, check_rows)
         done.append((plan.key, rows, check_rows))

@@ -25,8 +25,11 @@ engine (tested to float tolerance). **All networks of a seed see the same
 batch order**: with the template's ``iterator_train__shuffle=True`` it is
 shuffled from one seed for the stack, where the sequential engine shuffles
 each network on its own seed, so the two engines agree in distribution,
-not draw for draw. Evaluation runs on each network's full
-skorch net, as in the sequential engine.
+not draw for draw. Clean and naturalistic evaluation runs
+on the front computed once per seed too
+(:meth:`StackedTrainer.shared_measurements`); the attacks need the
+gradient through the front and run on each network's full skorch net, as
+in the sequential engine.
 """
 
 import time
@@ -41,7 +44,7 @@ from ..splitting import split_module
 from .trainer import SequentialTrainer
 
 __all__ = ["StackedTrainer", "stacking_obstacle", "ELEMENTWISE_OPTIMIZERS",
-           "noise_through_linear"]
+           "noise_through_linear", "accuracy_on_front"]
 
 #: optimizers whose update of a parameter reads only that parameter's own
 #: gradient and state: one over the stacked parameters equals one per network
@@ -145,6 +148,47 @@ class StackedTrainer(SequentialTrainer):
         """
         return noise_through_linear(net, settings.layers[0], torch.as_tensor(X[:1]))
 
+    def shared_measurements(self, settings, plans, nets, base_state, X, y):
+        """Clean and naturalistic accuracies of a seed's networks, the front computed once.
+
+        These evaluations take no gradient, and every network of a seed has
+        the seed's frozen front: its output on each set of test images
+        (clean, then each naturalistic source's, generated once per seed) is
+        computed once, and each network runs only its back on it, drawing
+        its noise ensemble as its prediction does (the same draws in the
+        same order: :func:`accuracy_on_front` equals ``net.score``, tested).
+        One set of activations is held at a time.
+
+        Returns
+        -------
+        measured : dict
+            ``plan.key -> {None or j: (accuracy, seconds)}``, the form
+            :func:`~structnoise.evaluation.evaluator.evaluate_network` takes.
+        """
+        from .evaluator import evaluation_images
+
+        layer = settings.layers[0]
+        measured = {p.key: {} for p in plans}
+        seed = plans[0].seed
+        natural = sorted({j for p in plans for j in p.evals
+                          if settings.eval_sources[j][1].kind != "adversarial"})
+        for j in [None] + natural:
+            t0 = time.perf_counter()
+            images = X if j is None else evaluation_images(seed, j, settings.eval_sources[j][1],
+                                                           X)
+            H = self.front_activations(settings, base_state, images)
+            front_seconds = (time.perf_counter() - t0) / len(plans)
+            for plan, net in zip(plans, nets, strict=True):
+                if j is not None and j not in plan.evals:
+                    continue
+                t0 = time.perf_counter()
+                with scoped_seed(derive_seed(seed, "eval-shared", plan.key, j), net.device):
+                    accuracy = accuracy_on_front(net, layer, H, y)
+                measured[plan.key][j] = (accuracy,
+                                         front_seconds + time.perf_counter() - t0)
+            del H
+        return measured
+
     def front_activations(self, settings, base_state, X, batch_size=1024):
         """The frozen front's output on ``X``, computed once (no noise, eval mode)."""
         net = self.base_net(settings, base_state)
@@ -237,6 +281,72 @@ class StackedTrainer(SequentialTrainer):
                     back.load_state_dict(state)
         seconds = (time.perf_counter() - t0) / len(nets)
         return [(net, seconds) for net in nets]
+
+
+def accuracy_on_front(net, layer, H, y):
+    """Accuracy of ``net``'s prediction from its front's output ``H`` (no gradient).
+
+    The back runs on ``H`` with the net's noise ensemble drawn as its own
+    prediction draws it: in the same batches (``iterator_valid``'s batch
+    size), the ``k`` draws stacked as :func:`~structnoise._inference.stacked_draws`
+    stacks them, the noise at the site added as its hook adds it. The front
+    computes nothing random, so from the same state of the noise modules'
+    generators this equals ``net.score(X, y)`` draw for draw.
+
+    Parameters
+    ----------
+    net : NoisyNeuralNetClassifier
+        A trained net whose module splits at ``layer``.
+    layer : str
+        The noise site (the front's last layer).
+    H : torch.Tensor
+        The front's output on the images, without noise.
+    y : array-like
+        Their labels.
+
+    Returns
+    -------
+    accuracy : float
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from structnoise import NoisyNeuralNetClassifier
+    >>> from structnoise.evaluation.stacked import accuracy_on_front
+    >>> from structnoise.models import DigitsMLP
+    >>> from structnoise.splitting import split_module
+    >>> net = NoisyNeuralNetClassifier(DigitsMLP, train_split=None).initialize()
+    >>> X = torch.rand(6, 1, 8, 8)
+    >>> y = net.predict(X.numpy())
+    >>> H = split_module(net.module_, "body.2")[0](X)
+    >>> accuracy_on_front(net, "body.2", H.detach(), y)
+    1.0
+    """
+    from .._inference import batches, stacked_draws
+
+    _, back = split_module(net.module_, layer)
+    stochastic = net.noise_active_in_eval
+    k = int(net.noise_ensemble) if stochastic else 1
+    noise = (getattr(net, "noise_modules_", None) or {}).get(layer)
+    control = getattr(net, "noise_control_", None)
+
+    def draw(h):
+        # the site's hook, as it runs in eval mode
+        if noise is not None and control is not None and control.active(False):
+            h = noise.add_noise(h, control.scale * noise.scale)
+        return back(h)
+
+    batch = int(net.get_params_for("iterator_valid").get("batch_size", net.batch_size))
+    batch = len(H) if batch == -1 else batch
+    was_training = net.module_.training
+    net.module_.eval()
+    try:
+        with torch.no_grad():
+            labels = torch.cat([stacked_draws(draw, H[sl].to(net.device), k, mean=True).argmax(1)
+                                for sl in batches(len(H), batch)])
+    finally:
+        net.module_.train(was_training)
+    return float(np.mean(labels.cpu().numpy() == np.asarray(y)))
 
 
 def noise_through_linear(net, layer, probe):
