@@ -153,3 +153,25 @@ def test_perf_engine_quick_measures_both_engines(tmp_path):
     assert [r["engine"] for r in whole] == ["sequential", "stacked", "stacked / sequential"]
     assert (tmp_path / "engine_retraining.csv").exists()
     assert "## Experiment engine" in "\n".join(engine_lines(train, whole))
+
+
+def test_every_condition_of_the_main_job_has_its_mnist_reference():
+    """The adequacy references are keyed by the main job's own condition keys."""
+    from structnoise.evaluation import describe_source
+    from structnoise.evaluation.paired import condition_key
+    from structnoise.evaluation.presets import ADEQUACY_REFERENCES, get_preset
+
+    exp = get_preset("default").experiments["L2"]
+    references = ADEQUACY_REFERENCES["MNIST"]
+    expected = {condition_key("none", "none", None)}
+    for kind, scales in exp.trace_scales.items():
+        expected |= {condition_key("isotropic", "any", t) for t in scales}
+        for source in exp.noise_sources:
+            if source.kind == kind:
+                label = describe_source(source)["label"]
+                expected |= {condition_key(s, label, t) for s in ("full", "diagonal")
+                             for t in scales}
+    # the adequacy preset trains the main job's conditions and two more sources
+    assert expected <= set(references)
+    assert len(set(references) - expected) == 4
+    assert all(0.5 < v <= 1.0 for v in references.values())
