@@ -1,31 +1,56 @@
-"""Clean accuracy of full-noise networks (main-job training) against retraining epochs."""
-import time, numpy as np, torch
+"""Clean accuracy of a full-noise network against retraining epochs, at the main job's size.
+
+Usage: ``python benchmarks/measured/2026-12-02-cpu/full_noise_epochs.py`` (about 5 minutes
+on 2 cores). The main job's training (20000 MNIST images, base network 5 epochs,
+activation pairs on 5000 images) and full noise from FGSM (tr 2) and rotate
+(tr 0.5), retrained with the sequential engine one epoch at a time and scored on
+2000 test images after each.
+"""
+
+import time
+
 from structnoise import StructuredNoiseFitter
-from structnoise.evaluation.presets import _mnist, _paper_net, _main_job_noise_sources, MAIN_JOB
 from structnoise.evaluation.plan import NetPlan
+from structnoise.evaluation.presets import (
+    MAIN_JOB,
+    _main_job_noise_sources,
+    _mnist,
+    _paper_net,
+)
 from structnoise.evaluation.protocols import get_protocols
 from structnoise.evaluation.settings import RunSettings
 from structnoise.evaluation.trainer import SequentialTrainer
 from structnoise.models import PaperCNN
+
 SITE = PaperCNN.NOISE_SITES[2]
-X, y, Xt, yt = _mnist(MAIN_JOB["n_train"], 2000)()
-src = _main_job_noise_sources()
-for idx, tr in ((0, 2.0), (4, 0.5)):  # FGSM (tr 2), rotate (tr 0.5)
-    settings = RunSettings(_paper_net("cpu"), (SITE,), {SITE: 3136},
-                           StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
-                           tuple((None, s) for s in src), (), get_protocols("paper"),
-                           base_epochs=MAIN_JOB["base_epochs"], noise_epochs=1,
-                           pair_batch_size=256, pair_images=MAIN_JOB["pair_images"])
-    t = SequentialTrainer()
-    base = t.train_base(settings, 0, X, y) if idx == 0 else base
-    pairs = t.activation_pairs(settings, 0, idx, base, X, y)
-    plan = NetPlan(0, "full", tr, idx, "x", "x", "adversarial", 0.1)
-    noise = t.fitted_noise(settings, plan, pairs)
-    t0 = time.perf_counter()
-    net, _ = t.train_network(settings, plan, base, noise, X, y)
-    accs = [float(net.score(Xt, yt))]
-    for e in range(2, 13):
-        net.partial_fit(X, y)
-        accs.append(float(net.score(Xt, yt)))
-    print(type(src[idx]).__name__, "tr", tr, "epochs 1..12:", " ".join(f"{a:.3f}" for a in accs),
-          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def main(max_epochs=12):
+    X, y, Xt, yt = _mnist(MAIN_JOB["n_train"], 2000)()
+    sources = _main_job_noise_sources()
+    trainer = SequentialTrainer()
+    base = None
+    for index, trace_scale in ((0, 2.0), (4, 0.5)):  # FGSM, rotate
+        settings = RunSettings(_paper_net("cpu"), (SITE,), {SITE: 3136},
+                               StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
+                               tuple((None, s) for s in sources), (), get_protocols("paper"),
+                               base_epochs=MAIN_JOB["base_epochs"], noise_epochs=1,
+                               pair_batch_size=256, pair_images=MAIN_JOB["pair_images"])
+        if base is None:
+            base = trainer.train_base(settings, 0, X, y)
+        pairs = trainer.activation_pairs(settings, 0, index, base, X, y)
+        plan = NetPlan(0, "full", trace_scale, index, "x", "x", "adversarial", 0.1)
+        noise = trainer.fitted_noise(settings, plan, pairs)
+        t0 = time.perf_counter()
+        net, _ = trainer.train_network(settings, plan, base, noise, X, y)
+        accuracies = [float(net.score(Xt, yt))]
+        for _ in range(max_epochs - 1):
+            net.partial_fit(X, y)
+            accuracies.append(float(net.score(Xt, yt)))
+        print(f"{type(sources[index]).__name__} tr {trace_scale} epochs 1..{max_epochs}: "
+              + " ".join(f"{a:.3f}" for a in accuracies)
+              + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
