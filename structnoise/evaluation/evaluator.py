@@ -106,14 +106,14 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
                     add(d, protocol, acc, 0, 0, t0, seconds)
                 continue
             source = _seeded(source, plan.seed, j)
-            measured = {}
+            by_setup = {}  # protocols that configure the attack alike share it
             for protocol in settings.protocols:
                 t0 = time.perf_counter()
                 setup = protocol.attack(source, net, stochastic)
-                if setup.signature() not in measured:
+                if setup.signature() not in by_setup:
                     X_adv = setup.source.generate(setup.target, X, y)
-                    measured[setup.signature()] = protocol.accuracy(net, X_adv, y)
-                add(d, protocol, measured[setup.signature()], setup.eot_samples,
+                    by_setup[setup.signature()] = protocol.accuracy(net, X_adv, y)
+                add(d, protocol, by_setup[setup.signature()], setup.eot_samples,
                     setup.eot_draws, t0)
         # the checks draw on in the same stream, after the evaluation
         check_rows = _checks(settings, plan, net, X, y) if plan.check else []
