@@ -134,6 +134,22 @@ def evaluation_images(seed, j, source, X):
     The source draws from its own random state, derived from the seed and
     ``j``, so every network of a seed is evaluated on the same images.
 
+    Parameters
+    ----------
+    seed : int
+        The network's seed.
+    j : int
+        The source's index among the run's evaluation sources.
+    source : ModificationSource
+        A naturalistic source (a copy is seeded; the source is left as it is).
+    X : ndarray
+        The test images.
+
+    Returns
+    -------
+    images : ndarray
+        The modified images, shaped as ``X``.
+
     Examples
     --------
     >>> import numpy as np
