@@ -10,6 +10,7 @@ import hashlib
 from numbers import Integral
 
 import torch
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 __all__ = ["block_seed", "derive_seed", "layer_seeds", "scoped_seed", "seed_of", "torch_seeded"]
@@ -40,6 +41,37 @@ def derive_seed(base, *keys):
     """
     text = repr((int(base),) + tuple(keys)).encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") % (2**31 - 1)
+
+
+def seeded_clone(estimator, seed):
+    """A clone of ``estimator`` with ``random_state=seed`` when it takes one.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A scikit-learn-style estimator (a modification source, say).
+    seed : int
+        The seed (:func:`derive_seed` names what it is for).
+
+    Returns
+    -------
+    clone : estimator
+        Unfitted; the estimator itself is left as it is.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from structnoise._random import seeded_clone
+    >>> from structnoise.sources import Corruption
+    >>> seeded_clone(Corruption("rotate", strength=1.0), 3).random_state
+    3
+    >>> seeded_clone(StandardScaler(), 3).get_params() == StandardScaler().get_params()
+    True
+    """
+    estimator = clone(estimator)
+    if "random_state" in estimator.get_params():
+        estimator.set_params(random_state=seed)
+    return estimator
 
 
 def seed_of(random_state):

@@ -10,9 +10,7 @@ attack the same way (a deterministic network) share one measurement.
 
 import time
 
-from sklearn.base import clone
-
-from .._random import derive_seed, scoped_seed
+from .._random import derive_seed, scoped_seed, seeded_clone
 from .schema import as_number, describe_source
 
 __all__ = ["evaluate_network", "evaluation_images"]
@@ -122,10 +120,7 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
 
 def _seeded(source, seed, j):
     """A copy of evaluation source ``j`` with its seed's own random state."""
-    source = clone(source)
-    if "random_state" in source.get_params():
-        source.set_params(random_state=derive_seed(seed, "eval-source", j))
-    return source
+    return seeded_clone(source, derive_seed(seed, "eval-source", j))
 
 
 def evaluation_images(seed, j, source, X):

@@ -172,15 +172,16 @@ class StackedTrainer(SequentialTrainer):
         seed = plans[0].seed
         natural = sorted({j for p in plans for j in p.evals
                           if settings.eval_sources[j][1].kind != "adversarial"})
+        front = self._front(settings, base_state)
         for j in [None] + natural:
             t0 = time.perf_counter()
             images = X if j is None else evaluation_images(seed, j, settings.eval_sources[j][1],
                                                            X)
-            H = self.front_activations(settings, base_state, images)
-            front_seconds = (time.perf_counter() - t0) / len(plans)
-            for plan, net in zip(plans, nets, strict=True):
-                if j is not None and j not in plan.evals:
-                    continue
+            H = _run_front(front, images, settings.net.device)
+            users = [(plan, net) for plan, net in zip(plans, nets, strict=True)
+                     if j is None or j in plan.evals]
+            front_seconds = (time.perf_counter() - t0) / len(users)
+            for plan, net in users:
                 t0 = time.perf_counter()
                 with scoped_seed(derive_seed(seed, "eval-shared", plan.key, j), net.device):
                     accuracy = accuracy_on_front(net, layer, H, y)
@@ -191,13 +192,12 @@ class StackedTrainer(SequentialTrainer):
 
     def front_activations(self, settings, base_state, X, batch_size=1024):
         """The frozen front's output on ``X``, computed once (no noise, eval mode)."""
-        net = self.base_net(settings, base_state)
-        front, _ = split_module(net.module_, settings.layers[0])
-        front.eval()
-        device = net.device
-        with torch.no_grad():
-            return torch.cat([front(torch.as_tensor(X[i:i + batch_size]).to(device))
-                              for i in range(0, len(X), batch_size)])
+        return _run_front(self._front(settings, base_state), X, settings.net.device, batch_size)
+
+    def _front(self, settings, base_state):
+        """The base network's front, in eval mode (no noise hooks: the base has none)."""
+        front, _ = split_module(self.base_net(settings, base_state).module_, settings.layers[0])
+        return front.eval()
 
     def train_networks(self, settings, plans, base_state, noises, X, y, order_seed):
         """Retrain ``plans`` together; returns ``[(net, seconds), ...]`` in their order.
@@ -281,6 +281,13 @@ class StackedTrainer(SequentialTrainer):
                     back.load_state_dict(state)
         seconds = (time.perf_counter() - t0) / len(nets)
         return [(net, seconds) for net in nets]
+
+
+def _run_front(front, X, device, batch_size=1024):
+    """``front``'s output on the images ``X`` on ``device``, in batches, without gradient."""
+    with torch.no_grad():
+        return torch.cat([front(torch.as_tensor(X[i:i + batch_size]).to(device))
+                          for i in range(0, len(X), batch_size)])
 
 
 def accuracy_on_front(net, layer, H, y):

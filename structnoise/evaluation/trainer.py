@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from .._random import derive_seed, scoped_seed
+from .._random import derive_seed, scoped_seed, seeded_clone
 from ..activations import ActivationPairs
 
 __all__ = ["SequentialTrainer"]
@@ -60,9 +60,7 @@ class SequentialTrainer:
     def activation_pairs(self, settings, seed, noise_index, base_state, X, y):
         """Layer -> (n, 2, d) activation pairs of noise source ``noise_index`` on the base net."""
         label, source = settings.noise_sources[noise_index]
-        source = clone(source)
-        if "random_state" in source.get_params():
-            source.set_params(random_state=derive_seed(seed, "noise-source", noise_index))
+        source = seeded_clone(source, derive_seed(seed, "noise-source", noise_index))
         base = self.base_net(settings, base_state)
         if settings.pair_images is not None and settings.pair_images < len(X):
             rows = np.sort(np.random.default_rng(derive_seed(seed, "pair-images")).choice(
@@ -106,10 +104,7 @@ class SequentialTrainer:
         train = {}
         if plan.augment is not None:
             aug_source, ratio = settings.augmentations[plan.augment]
-            aug_source = clone(aug_source)
-            if "random_state" in aug_source.get_params():
-                aug_source.set_params(random_state=derive_seed(plan.seed, "augment",
-                                                               plan.augment))
+            aug_source = seeded_clone(aug_source, derive_seed(plan.seed, "augment", plan.augment))
             train = dict(train_source=aug_source, train_source_ratio=float(ratio))
         net = settings.make_net(noise=noise, noise_source=None,
                            noise_layers=list(settings.layers), noise_retrain="after",
