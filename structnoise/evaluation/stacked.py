@@ -266,15 +266,18 @@ class StackedTrainer(SequentialTrainer):
                     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
                 else:
                     order = torch.arange(n)
-                for i in range(0, n, batch):
-                    idx = order[i:i + batch]
-                    h, yb = H[idx], yt[idx]
-                    noisy = torch.stack([_noisy(net, layer, h) for net in nets])
-                    logits = stacked(params, buffers, noisy)
-                    loss = sum(criterion(logits[k], yb) for k in range(len(nets)))
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
+                starts = range(0, n, batch)
+                per_chunk = max(1, _NOISE_CHUNK_ROWS // batch)
+                for c in range(0, len(starts), per_chunk):
+                    chunk = [order[i:i + batch] for i in starts[c:c + per_chunk]]
+                    draws = [_noise_draws(net, layer, [len(idx) for idx in chunk], H)
+                             for net in nets]
+                    for t, idx in enumerate(chunk):
+                        h, yb = H[idx], yt[idx]
+                        noisy = torch.stack([h if d is None else h.add(d[1][t].view_as(h),
+                                                                         alpha=d[0])
+                                             for d in draws])
+                        _train_step(stacked, params, buffers, noisy, yb, criterion, optimizer)
             with torch.no_grad():
                 for k, back in enumerate(backs):
                     state = {name: value[k] for name, value in {**params, **buffers}.items()}
@@ -432,13 +435,38 @@ def noise_through_linear(net, layer, probe):
     return target
 
 
-def _noisy(net, layer, h):
-    """``h`` plus the network's own noise draw, as its forward hook adds it in training."""
+#: rows of noise a network draws ahead in the stacked retraining: its factor's
+#: product runs once per chunk instead of once per batch. Measured on 2 cores
+#: (3136-wide full noise, 8 triangular panels): 83 us a row in batches of 64,
+#: 49 us in chunks of 1024
+_NOISE_CHUNK_ROWS = 1024
+
+
+def _noise_draws(net, layer, sizes, like):
+    """``(scale, [eps per batch])`` of the network's next batches, or None without noise.
+
+    The draws come from the network's own noise module and stream, batch
+    by batch, as its forward hook would draw them in training
+    (:meth:`~structnoise.NoiseModule.sample_chunks`): the same numbers, the
+    factor applied to the chunk at once.
+    """
     noise = (getattr(net, "noise_modules_", None) or {}).get(layer)
     control = getattr(net, "noise_control_", None)
     if noise is None or control is None or not control.active(True):
-        return h
-    return noise.add_noise(h, control.scale * noise.scale)
+        return None
+    scale = control.scale * noise.scale
+    if scale == 0:
+        return None
+    return scale, noise.sample_chunks(sizes, device=like.device, dtype=like.dtype)
+
+
+def _train_step(stacked, params, buffers, noisy, y, criterion, optimizer):
+    """One step of the stacked backs: the sum of the networks' mean losses."""
+    logits = stacked(params, buffers, noisy)
+    loss = sum(criterion(logits[k], y) for k in range(logits.shape[0]))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
 
 
 def _meta_copy(module):
