@@ -450,3 +450,54 @@ def test_noise_from_a_known_covariance_or_a_width_without_data():
         StructuredNoiseFitter().fit_isotropic(4)
     with pytest.raises(ValueError, match="n_features"):
         StructuredNoiseFitter(structure="isotropic").fit_isotropic(0)
+
+
+# ------------------------------------------------- NoiseModule: the draws' arithmetic
+def _full_module(rng, d, seed=0):
+    pairs = rng.randn(3 * d, 2, d)
+    fitter = StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4, random_state=seed).fit(pairs)
+    return fitter.to_torch()
+
+
+@pytest.mark.parametrize("d", [40, 600])
+def test_full_noise_equals_the_naive_product_with_the_factor(rng, d):
+    """Panels of the triangular factor (wide) or one product (narrow): z @ L.T either way."""
+    from structnoise.fitters import _PANEL_MIN_WIDTH
+
+    module = _full_module(rng, d)
+    factor = module.factor.clone()
+    assert bool(torch.equal(torch.tril(factor), factor))
+    panels = module._buffers_on(factor.device, factor.dtype)[2]
+    assert (panels is not None) == (d >= _PANEL_MIN_WIDTH)
+    z = torch.randn(7, d, generator=torch.Generator().manual_seed(module.seed))
+    naive = z @ factor.T
+    module.reset_generators()
+    torch.testing.assert_close(module.sample(7), naive, rtol=1e-5, atol=1e-5)
+    x = torch.randn(7, d)
+    module.reset_generators()
+    torch.testing.assert_close(module.add_noise(x, 0.5), x + 0.5 * naive, rtol=1e-5, atol=1e-5)
+
+
+def test_sample_chunks_are_the_calls_one_after_another(rng):
+    module = _full_module(rng, 600)
+    chunks = module.sample_chunks([3, 64, 1])
+    module.reset_generators()
+    calls = [module.sample(n) for n in (3, 64, 1)]
+    assert [tuple(c.shape) for c in chunks] == [(3, 600), (64, 600), (1, 600)]
+    for chunk, call in zip(chunks, calls, strict=True):
+        torch.testing.assert_close(chunk, call, rtol=1e-5, atol=1e-5)
+    # the same stream as the forward hook's add_noise, batch by batch
+    module.reset_generators()
+    x = torch.zeros(64, 600)
+    module.sample(3)
+    torch.testing.assert_close(module.add_noise(x), chunks[1], rtol=1e-5, atol=1e-5)
+
+
+def test_a_factor_written_in_place_is_read_again(rng):
+    """load_state_dict copies into the buffers: the cached panels must follow."""
+    module = _full_module(rng, 600)
+    before = module.sample(4)
+    with torch.no_grad():
+        module.factor.mul_(2.0)
+    module.reset_generators()
+    torch.testing.assert_close(module.sample(4), 2.0 * before, rtol=1e-5, atol=1e-5)
