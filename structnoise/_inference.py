@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_logits
+from .splitting import SharedFront
 
 __all__ = ["resolve_module", "module_device", "module_dtype", "attack_mode", "progress",
            "batches", "attack_labels", "stacked_draws", "predict_logits", "predict_labels"]
@@ -119,13 +120,18 @@ def stacked_draws(module, x, k, *, mean=False):
     """``k`` noise draws of ``module`` on the batch ``x``, as stacked copies.
 
     Returns the ``k * N`` outputs, draw-major (or their mean over the draws,
-    of shape ``(N, ...)``, with ``mean=True``). On a CPU the copies run in
+    of shape ``(N, ...)``, with ``mean=True``). A
+    :class:`~structnoise.splitting.SharedFront` runs its front once and
+    only its back per draw. On a CPU the copies run in
     passes of about ``_CPU_ROWS_PER_PASS`` rows; on a GPU in one pass.
     Autograd sees the same graph either way (one gradient through all draws).
     """
     k = int(k)
     if k == 1:
         return module(x)
+    if isinstance(module, SharedFront):
+        # the front is deterministic: once for the batch, then the draws
+        x, module = module.front(x), module.back
     n = x.shape[0]
     reps = [1] * (x.ndim - 1)
     per_pass = k if x.device.type != "cpu" else max(1, min(k, _CPU_ROWS_PER_PASS // max(n, 1)))

@@ -16,6 +16,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ._inference import stacked_draws
+from .splitting import split_before
 from ._random import derive_seed, layer_seeds, seed_of
 from .activations import ActivationPairs, check_layers, layer_names, uncompiled
 from .callbacks import LearnNoise
@@ -311,6 +312,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                 self._install_noise(self.noise_)
         state["noise_hooks_"] = []
         state.pop("_augment_rng", None)  # a torch.Generator does not pickle; drawn anew
+        state.pop("_draws_module", None)  # parts of module_: cut anew after loading
         return state
 
     def __setstate__(self, state):
@@ -574,7 +576,7 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         with torch.set_grad_enabled(False):
             self._set_training(False)
             if isinstance(Xi, (torch.Tensor, np.ndarray)):
-                return stacked_draws(self.infer, to_tensor(Xi, device=self.device), k,
+                return stacked_draws(self.draws_module_, to_tensor(Xi, device=self.device), k,
                                      mean=True)
             # dicts and other inputs: k passes
             return torch.stack([self.infer(Xi) for _ in range(k)]).mean(0)
@@ -593,7 +595,28 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             return self.module_
         from .sources.eot import EOTModel
 
-        return EOTModel(self.module_, k, average="logits")
+        return EOTModel(self.draws_module_, k, average="logits")
+
+    @property
+    def draws_module_(self):
+        """The module noise draws run on: ``module_``, cut before its first noisy layer.
+
+        A :class:`~structnoise.splitting.SharedFront` when the module splits
+        there (:func:`~structnoise.splitting.split_before`): ``k`` draws of
+        a batch (the ensemble, EOT) then compute the layers before the noise
+        once. Its outputs are ``module_``'s; ``module_`` itself when the
+        module does not split or carries no noise. Built once per
+        installed noise (the attacks' protocols compare targets by identity).
+        """
+        self.check_is_fitted(["module_"])
+        noise = getattr(self, "noise_modules_", None) or {}
+        cached = self.__dict__.get("_draws_module")
+        # compared by identity: a new module_ or newly installed noise is cut anew
+        if cached is None or cached[0] is not self.module_ or cached[1] is not noise:
+            shared = split_before(self.module_, list(noise)) if noise else None
+            cached = (self.module_, noise, self.module_ if shared is None else shared)
+            self._draws_module = cached
+        return cached[2]
 
     # ------------------------------------------------------------------
     # noise

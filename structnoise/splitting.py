@@ -12,12 +12,18 @@ module's parameters, with ``back(front(x))`` equal to ``module(x)`` and
 (:mod:`structnoise.models`) implement it, and any :class:`torch.nn.Sequential`
 is split at one of its direct children. :func:`split_module` checks the
 equality on a probe before anything relies on it.
+
+The same cut, one layer earlier, serves noise draws at evaluation: a
+network whose noise starts at layer ``L`` computes the same front for every
+draw, so ``k`` draws need the front once and the back ``k`` times
+(:func:`split_before`, :class:`SharedFront`; the noise's hook sits in the
+back and draws afresh for every row it sees).
 """
 
 import torch
 from torch import nn
 
-__all__ = ["split_module"]
+__all__ = ["split_module", "split_before", "SharedFront"]
 
 
 def _split_sequential(module, layer):
@@ -88,3 +94,89 @@ def split_module(module, layer, probe=None):
             raise TypeError(f"{type(module).__name__}.split_at({layer!r}) does not compose: "
                             "back(front(x)) differs from module(x).")
     return front, back
+
+
+class SharedFront(nn.Module):
+    """A network as ``back(front(x))``, its front deterministic: noise draws start in the back.
+
+    ``forward`` is the network's. Where several noise draws of one batch are
+    run (EOT, the noise ensemble:
+    :func:`~structnoise._inference.stacked_draws`), the front runs once on
+    the batch and the back once per draw, on copies of the front's output:
+    the same outputs in distribution (the draws are the back's), the
+    gradient through the front taken once for all of them.
+
+    Parameters
+    ----------
+    front, back : torch.nn.Module
+        The two parts (:func:`split_before`), sharing the network's parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from structnoise.models import PaperCNN
+    >>> from structnoise.splitting import split_before
+    >>> net = PaperCNN().eval()
+    >>> shared = split_before(net, ["body.tanh2"])
+    >>> x = torch.rand(2, 1, 28, 28)
+    >>> bool(torch.allclose(shared(x), net(x)))
+    True
+    """
+
+    def __init__(self, front, back):
+        super().__init__()
+        self.front = front
+        self.back = back
+
+    def forward(self, x):
+        return self.back(self.front(x))
+
+
+def split_before(module, layers):
+    """``module`` cut just before the first of ``layers``, as a :class:`SharedFront`, or None.
+
+    The cut falls after the layer that precedes the first of ``layers``
+    among its siblings (:func:`split_module` with that layer), so every
+    one of ``layers`` runs in the back.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network (splittable as :func:`split_module` requires).
+    layers : list of str
+        The noisy layers (dotted names).
+
+    Returns
+    -------
+    shared : SharedFront or None
+        None when the module cannot be cut there, the first noisy layer has
+        nothing before it, or a noisy layer would fall in the front.
+
+    Examples
+    --------
+    >>> from structnoise.models import PaperCNN
+    >>> from structnoise.splitting import split_before
+    >>> net = PaperCNN()
+    >>> shared = split_before(net, ["body.tanh2"])
+    >>> shared.front[-1] is net.body.conv2, shared.back[0] is net.body.tanh2
+    (True, True)
+    """
+    names = [name for name, _ in module.named_modules()]
+    noisy = {id(module.get_submodule(layer)) for layer in layers if layer in names}
+    if not layers or len(noisy) < len(set(layers)):
+        return None
+    first = min(layers, key=names.index)
+    parent, _, child = first.rpartition(".")
+    siblings = [name for name, _ in module.get_submodule(parent).named_children()]
+    i = siblings.index(child)
+    if i == 0:
+        return None
+    cut = f"{parent}.{siblings[i - 1]}" if parent else siblings[i - 1]
+    try:
+        front, back = split_module(module, cut)
+    except TypeError:
+        return None
+    if any(id(m) in noisy for m in front.modules()) or \
+            sum(id(m) in noisy for m in back.modules()) < len(noisy):
+        return None
+    return SharedFront(front, back)

@@ -371,7 +371,9 @@ def test_attacks_target_the_ensemble(digits):
     net = make_net(noise_ensemble=4).fit(X, y)
     module = resolve_module(net)
     assert isinstance(module, EOTModel) and module.eot_samples == 4
-    assert module.module is net.module_
+    # the net's module, cut before its noise so that the draws share the front
+    assert module.module is net.draws_module_
+    assert {id(p) for p in module.module.parameters()} == {id(p) for p in net.module_.parameters()}
     with net.noise_disabled():
         assert resolve_module(net) is net.module_
     net.set_params(noise_ensemble=1)

@@ -122,7 +122,7 @@ class PaperProtocol(Protocol):
 
     def attack(self, source, net, stochastic):
         configured = copy.deepcopy(source).set_params(eot_samples=1)
-        return AttackSetup(configured, net.module_, 1, 1)
+        return AttackSetup(configured, _target(net), 1, 1)
 
 
 class EOTProtocol(Protocol):
@@ -149,7 +149,20 @@ class EOTProtocol(Protocol):
     def attack(self, source, net, stochastic):
         k = int(self.eot_samples) if stochastic else 1
         configured = copy.deepcopy(source).set_params(eot_samples=k)
-        return AttackSetup(configured, net.module_, k, k)
+        return AttackSetup(configured, _target(net), k, k)
+
+
+def _target(net):
+    """The bare module the attacks see, one draw per pass (its front computed once for k).
+
+    :attr:`~structnoise.NoisyNeuralNetClassifier.draws_module_` where the net
+    has it (the same object for every protocol: deterministic nets share
+    their measurement), else ``module_``.
+    """
+    try:
+        return net.draws_module_
+    except AttributeError:
+        return net.module_
 
 
 #: protocol name -> class (constructed with ``eot_samples`` when it takes it)
