@@ -971,7 +971,8 @@ def _triangular_panels(factor):
         return None
     d = factor.shape[0]
     edges = [round(d * i / _N_PANELS) for i in range(_N_PANELS + 1)]
-    return [(r0, r1, factor[r0:r1, :r1].T.contiguous()) for r0, r1 in zip(edges, edges[1:])]
+    return [(r0, r1, factor[r0:r1, :r1].T.contiguous())
+            for r0, r1 in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _addmm(base, a, b, alpha):

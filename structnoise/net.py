@@ -16,12 +16,12 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ._inference import stacked_draws
-from .splitting import split_before
 from ._random import derive_seed, layer_seeds, seed_of
 from .activations import ActivationPairs, check_layers, layer_names, uncompiled
 from .callbacks import LearnNoise
 from .fitters import StructuredNoiseFitter
 from .sources.base import ModificationSource
+from .splitting import split_before
 
 __all__ = ["NoisyNeuralNetClassifier", "NoiseHook"]
 
