@@ -867,8 +867,10 @@ class NoiseModule(torch.nn.Module):
             else:
                 out = _addmm(base, z, factor.T, alpha)
         elif factor.ndim == 1:
-            out = z.mul(factor).mul_(alpha) if base is None else \
-                torch.addcmul(base, z, factor, value=alpha)
+            if base is not None:
+                out = torch.addcmul(base, z, factor, value=alpha)
+            else:
+                out = z.mul(factor) if alpha == 1.0 else z.mul(factor).mul_(alpha)
         else:
             out = z.mul(alpha * float(factor)) if base is None else \
                 base.add(z, alpha=alpha * float(factor))

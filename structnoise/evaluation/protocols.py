@@ -159,10 +159,9 @@ def _target(net):
     has it (the same object for every protocol: deterministic nets share
     their measurement), else ``module_``.
     """
-    try:
+    if isinstance(getattr(type(net), "draws_module_", None), property):
         return net.draws_module_
-    except AttributeError:
-        return net.module_
+    return net.module_
 
 
 #: protocol name -> class (constructed with ``eot_samples`` when it takes it)
