@@ -576,6 +576,8 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         with torch.set_grad_enabled(False):
             self._set_training(False)
             if isinstance(Xi, (torch.Tensor, np.ndarray)):
+                # the draws bypass infer: sync the control as infer does
+                self._sync_control()
                 return stacked_draws(self.draws_module_, to_tensor(Xi, device=self.device), k,
                                      mean=True)
             # dicts and other inputs: k passes

@@ -362,6 +362,21 @@ def test_ensemble_prediction_is_the_mean_of_single_draw_logits(digits):
     assert acc_ensemble >= acc_single - 0.02
 
 
+def test_a_noise_scale_assigned_directly_reaches_the_ensemble_prediction(digits):
+    """net.noise_scale = v takes effect as set_params does (the draws bypass infer)."""
+    X, y = digits
+    torch.manual_seed(0)
+    net = make_net(noise_ensemble=3).fit(X, y)
+    module = net.noise_modules_["body.2"]
+    net.noise_scale = 50.0
+    module.reset_generators()
+    assigned = net.predict_proba(X[:50])
+    assert net.noise_control_.scale == 50.0
+    net.set_params(noise_scale=50.0)
+    module.reset_generators()
+    np.testing.assert_allclose(assigned, net.predict_proba(X[:50]))
+
+
 def test_attacks_target_the_ensemble(digits):
     from structnoise._inference import resolve_module
     from structnoise.sources import EOTModel
