@@ -337,13 +337,12 @@ def accuracy_on_front(net, layer, H, y):
     _, back = split_module(net.module_, layer)
     stochastic = net.noise_active_in_eval
     k = int(net.noise_ensemble) if stochastic else 1
-    noise = (getattr(net, "noise_modules_", None) or {}).get(layer)
-    control = getattr(net, "noise_control_", None)
+    site = _site_noise(net, layer, training=False)
 
     def draw(h):
         # the site's hook, as it runs in eval mode
-        if noise is not None and control is not None and control.active(False):
-            h = noise.add_noise(h, control.scale * noise.scale)
+        if site is not None:
+            h = site[0].add_noise(h, site[1])
         return back(h)
 
     batch = int(net.get_params_for("iterator_valid").get("batch_size", net.batch_size))
@@ -450,14 +449,20 @@ def _noise_draws(net, layer, sizes, like):
     (:meth:`~structnoise.NoiseModule.sample_chunks`): the same numbers, the
     factor applied to the chunk at once.
     """
+    site = _site_noise(net, layer, training=True)
+    if site is None or site[1] == 0:
+        return None
+    noise, scale = site
+    return scale, noise.sample_chunks(sizes, device=like.device, dtype=like.dtype)
+
+
+def _site_noise(net, layer, training):
+    """``(noise module, multiplier)`` the site's hook draws with in this mode, or None."""
     noise = (getattr(net, "noise_modules_", None) or {}).get(layer)
     control = getattr(net, "noise_control_", None)
-    if noise is None or control is None or not control.active(True):
+    if noise is None or control is None or not control.active(training):
         return None
-    scale = control.scale * noise.scale
-    if scale == 0:
-        return None
-    return scale, noise.sample_chunks(sizes, device=like.device, dtype=like.dtype)
+    return noise, control.scale * noise.scale
 
 
 def _train_step(stacked, params, buffers, noisy, y, criterion, optimizer):
