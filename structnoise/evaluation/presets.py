@@ -215,7 +215,7 @@ def _paper_net(device, ensemble=10):
 #: A fresh clone's ``tox -e bench`` took 2528 s on 2 cores (2026-12-03, set-up 76 s),
 #: over the 600 s goal; 10 of its 11 conditions reached their references (full noise
 #: from obstruction 0.7 points short)
-MAIN_JOB = dict(n_train=None, n_test=500, seeds=(0, 1, 2), base_epochs=5, noise_epochs=4,
+MAIN_JOB = dict(n_train=None, n_test=500, seeds=(0, 1, 2), base_epochs=5, noise_epochs=6,
                 pair_images=5000, eot_samples=4, check_images=100)
 
 
