@@ -47,10 +47,25 @@ def _weights(net):
     return {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
 
 
-def _assert_close(a, b, atol=2e-5):
+def _assert_close(a, b, lr, atol=2e-6, rtol=1e-4, stray=1e-3):
+    """The weights ``a`` and ``b`` took the same steps, up to float rounding.
+
+    Every entry but a fraction ``stray`` of each tensor agrees to
+    ``atol``/``rtol``, and none differs by more than a tenth of one Adam step
+    (``lr / 10``). The stray entries are Adam's: its first steps are close to
+    ``lr * sign(gradient)``, so where a gradient nearly cancels, rounding in
+    it (the cached front is computed in other batch sizes) moves the step by
+    a few percent of ``lr``. Measured with torch's default kernels (no
+    AVX): 1 of PaperCNN's 12800 ``fc1`` weights off by 2.1e-5 after 10 steps,
+    all other entries within 1e-6. A wrong step (other images, other noise)
+    moves nearly every entry, by up to ``lr``.
+    """
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-4, msg=k)
+        diff = (a[k] - b[k]).abs()
+        torch.testing.assert_close(diff.max(), torch.zeros(()), atol=lr / 10, rtol=0, msg=k)
+        off = diff > atol + rtol * b[k].abs()
+        assert off.sum() <= stray * off.numel(), (k, int(off.sum()), off.numel())
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -63,7 +78,7 @@ def test_a_network_on_the_cached_front_takes_the_sequential_steps(setup, which, 
     sequential, _ = SequentialTrainer().train_network(settings, plan, base, noise, X, y)
     [(cached, _)] = StackedTrainer().train_networks(settings, [plan], base, [noise], X, y,
                                                     order_seed=None)
-    _assert_close(_weights(cached), _weights(sequential))
+    _assert_close(_weights(cached), _weights(sequential), settings.net.lr)
     # the noise streams are where they would be: the ensemble predicts the same
     np.testing.assert_allclose(cached.predict_proba(Xt), sequential.predict_proba(Xt),
                                atol=1e-4)
@@ -77,7 +92,7 @@ def test_one_optimizer_over_the_stack_equals_one_per_network(setup):
     for k, (plan, noise) in enumerate(zip(plans, noises, strict=True)):
         [(alone, _)] = trainer.train_networks(settings, [plan], base, [noise], X, y,
                                               order_seed=7)
-        _assert_close(_weights(stacked[k][0]), _weights(alone))
+        _assert_close(_weights(stacked[k][0]), _weights(alone), settings.net.lr)
 
 
 def test_the_front_is_frozen_and_only_the_back_changes(setup):
