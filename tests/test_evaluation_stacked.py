@@ -52,13 +52,14 @@ def _assert_close(a, b, lr, atol=2e-6, rtol=1e-4, stray=1e-3):
 
     Every entry but a fraction ``stray`` of each tensor agrees to
     ``atol``/``rtol``, and none differs by more than a tenth of one Adam step
-    (``lr / 10``). The stray entries are Adam's: its first steps are close to
-    ``lr * sign(gradient)``, so where a gradient nearly cancels, rounding in
-    it (the cached front is computed in other batch sizes) moves the step by
-    a few percent of ``lr``. Measured with torch's default kernels (no
-    AVX): 1 of PaperCNN's 12800 ``fc1`` weights off by 2.1e-5 after 10 steps,
-    all other entries within 1e-6. A wrong step (other images, other noise)
-    moves nearly every entry, by up to ``lr``.
+    (``lr / 10``). The stray entries are most likely Adam's doing (not
+    traced step by step): its first steps are close to ``lr * sign(gradient)``,
+    so where a gradient nearly cancels, rounding in it (the cached front is
+    computed in other batch sizes) moves the step by a few percent of ``lr``.
+    Measured with torch's default kernels (no AVX): 1 of PaperCNN's 12800
+    ``fc1`` weights off by 2.1e-5 after 10 steps, all other entries within
+    1e-6. A wrong step (other images, other noise) moves nearly every entry,
+    by up to ``lr``.
     """
     assert a.keys() == b.keys()
     for k in a:
