@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from structnoise import sources
+from structnoise._random import scoped_seed
 from structnoise.sources._advertorch import import_advertorch
 
 _SDIST_ENV = "STRUCTNOISE_ADVERTORCH_SDIST"
@@ -39,6 +40,11 @@ def _suite_path(tmp_dir):
         member = "advertorch-0.2.3/tests/test_attacks_running.py"
         tar.extract(member, tmp_dir, filter="data")
     return os.path.join(tmp_dir, member)
+
+
+def _checked_positions(batch_size):
+    """The images advertorch's batch-consistency check takes out of a batch."""
+    return [0, batch_size // 2, batch_size - 1]
 
 
 def _load(path):
@@ -138,8 +144,7 @@ def suite(tmp_path_factory):
     module = _load(_suite_path(str(tmp_path_factory.mktemp("advertorch"))))
     from advertorch import test_utils as tu
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_SUITE_SEED)
+    with scoped_seed(_SUITE_SEED):
         module.vecdata, module.veclabel, module.vecmodel = tu.generate_data_model_on_vec()
         module.imgdata, module.imglabel, module.imgmodel = tu.generate_data_model_on_img()
     return module
@@ -158,11 +163,10 @@ def test_suite_data_spsa_margin(suite):
     cls = import_advertorch().LinfSPSAAttack
     attack = cls(model, **suite.attack_kwargs[cls])  # the check's own settings
     settings = (attack.delta, attack.nb_sample, attack.max_batch_size)
-    for idx in (0, len(data) // 2, len(data) - 1):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # the seed the check gives both calls
+    for idx in _checked_positions(len(data)):
+        with scoped_seed(0):  # the seed the check gives both calls
             in_batch = spsa_grad(model, attack.loss_fn, data, label, *settings)[idx]
-            torch.manual_seed(0)
+        with scoped_seed(0):
             alone = spsa_grad(model, attack.loss_fn, data[idx:idx + 1],
                               label[idx:idx + 1], *settings)[0]
         rounding = (in_batch - alone).abs().max()
@@ -186,7 +190,7 @@ def _cases():
             if cls in wrapped:
                 cases.append((f"test_running_label_attacks_on_{kind}", (crit, cls)))
     for kind in ("vec", "img"):
-        for idx, cls in itertools.product([0, tu.BATCH_SIZE // 2, tu.BATCH_SIZE - 1],
+        for idx, cls in itertools.product(_checked_positions(tu.BATCH_SIZE),
                                           tu.batch_consistent_attacks):
             if cls in wrapped:
                 cases.append((f"test_batch_consistent_on_{kind}", (idx, cls)))

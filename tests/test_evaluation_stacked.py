@@ -64,7 +64,7 @@ def _assert_close(a, b, lr, atol=2e-6, rtol=1e-4, stray=1e-3):
     assert a.keys() == b.keys()
     for k in a:
         diff = (a[k] - b[k]).abs()
-        torch.testing.assert_close(diff.max(), torch.zeros(()), atol=lr / 10, rtol=0, msg=k)
+        assert diff.max() <= lr / 10, (k, float(diff.max()))
         off = diff > atol + rtol * b[k].abs()
         assert off.sum() <= stray * off.numel(), (k, int(off.sum()), off.numel())
 
