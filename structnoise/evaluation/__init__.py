@@ -8,7 +8,8 @@ Inside: :mod:`~structnoise.evaluation.plan` (which networks and
 evaluations), :mod:`~structnoise.evaluation.trainer`,
 :mod:`~structnoise.evaluation.evaluator`, :mod:`~structnoise.evaluation.store`
 (crash-safe, resumable), :mod:`~structnoise.evaluation.checks` (the
-obfuscation checks), :mod:`~structnoise.evaluation.views` (summaries, the
+obfuscation checks), :mod:`~structnoise.evaluation.worst_case` (the worst
+case over attacks, image by image, from the stored per-image outcomes), :mod:`~structnoise.evaluation.views` (summaries, the
 transfer table and matrix), :mod:`~structnoise.evaluation.report` and
 :mod:`~structnoise.evaluation.presets` (the ready-made runs behind
 ``python -m structnoise.evaluation``).
@@ -23,7 +24,7 @@ import importlib
 _EXPORTS = {
     "Experiment": "experiment",
     "COLUMNS": "schema", "CHECK_COLUMNS": "schema", "NOISE_FREE": "schema",
-    "ANY_SOURCE": "schema", "STANDARD": "schema", "CLEAN": "schema",
+    "ANY_SOURCE": "schema", "STANDARD": "schema", "CLEAN": "schema", "WORST_CASE": "schema",
     "describe_source": "schema", "default_label": "schema",
     "NetPlan": "plan", "PAIRINGS": "plan",
     "Protocol": "protocols", "PaperProtocol": "protocols", "EOTProtocol": "protocols",

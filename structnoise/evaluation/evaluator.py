@@ -1,5 +1,11 @@
 """Evaluating a trained network: clean, every evaluation source, every protocol; the checks.
 
+Besides its rows, a network's evaluation returns its per-image outcomes:
+which test images it got right under each evaluation and protocol. The
+images are the same for every evaluation of a seed, so the store keeps them
+and the worst case over attacks combines them image by image
+(:mod:`~structnoise.evaluation.worst_case`).
+
 One network's evaluation runs in one scoped seed derived from its
 identity, so its rows do not depend on what ran before. Clean and
 naturalistic accuracies take no gradient: measured once and reported under
@@ -9,6 +15,8 @@ attack the same way (a deterministic network) share one measurement.
 """
 
 import time
+
+import numpy as np
 
 from .._random import derive_seed, scoped_seed, seeded_clone
 from .schema import as_number, describe_source
@@ -22,7 +30,7 @@ def _eval_columns(d):
 
 
 def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
-    """Rows of one network, then the records of its obfuscation checks.
+    """Rows of one network, the records of its obfuscation checks, its per-image outcomes.
 
     Parameters
     ----------
@@ -39,14 +47,19 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
     measured : dict, default=None
         Clean and naturalistic accuracies measured beforehand (the stacked
         engine measures them for a seed's networks together, on the front
-        computed once): ``{None: (accuracy, seconds)}`` for the clean images
-        and ``{j: (accuracy, seconds)}`` for evaluation source ``j``. The
+        computed once): ``{None: (correct, seconds)}`` for the clean images
+        and ``{j: (correct, seconds)}`` for evaluation source ``j``, where
+        ``correct`` says per image whether the network got it right. The
         rest are measured here.
 
     Returns
     -------
     rows, check_rows : list of dict
         One row per (evaluation, protocol); one record per check.
+    outcomes : dict
+        ``(eval_label, eval_protocol) -> ndarray of bool`` (one per test
+        image, in order): which images the network got right, one entry
+        per row.
 
     Examples
     --------
@@ -64,9 +77,11 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
     >>> settings = RunSettings(net, ("body.2",), {}, None, (), (("fgsm", FGSM(eps=0.1)),),
     ...                        get_protocols(("paper", "eot")), 1, 1, 64)
     >>> plan = NetPlan(0, "none", None, None, "none", "none", "any", float("nan"), evals=(0,))
-    >>> rows, _ = evaluate_network(settings, plan, net, X[200:260], y[200:260], 0.0)
+    >>> rows, _, outcomes = evaluate_network(settings, plan, net, X[200:260], y[200:260], 0.0)
     >>> [(r["eval_label"], r["eval_protocol"]) for r in rows]
     [('clean', 'paper'), ('clean', 'eot'), ('fgsm', 'paper'), ('fgsm', 'eot')]
+    >>> bool(outcomes["fgsm", "eot"].mean() == rows[3]["accuracy"])
+    True
     """
     stochastic = bool(net.noise_active_in_eval)
     k = int(net.noise_ensemble)
@@ -78,11 +93,14 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
                 "train_family": plan.train_family, "train_strength": plan.train_strength,
                 "train_ratio": plan.train_ratio, "ensemble": k if stochastic else 1,
                 "n_images": int(X.shape[0]), "train_seconds": train_seconds}
-    rows = []
+    rows, outcomes = [], {}
 
-    def add(description, protocol, accuracy, eot_samples, eot_draws, t0, seconds=None):
+    def add(description, protocol, correct, eot_samples, eot_draws, t0, seconds=None):
+        correct = np.asarray(correct, dtype=bool)
+        outcomes[description["label"], protocol.name] = correct
         rows.append({**base_row, **_eval_columns(description), "eval_protocol": protocol.name,
-                     "eot_samples": eot_samples, "eot_draws": eot_draws, "accuracy": accuracy,
+                     "eot_samples": eot_samples, "eot_draws": eot_draws,
+                     "accuracy": float(correct.mean()),
                      "eval_seconds": time.perf_counter() - t0 if seconds is None
                      else seconds})
 
@@ -90,7 +108,7 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
     seed = derive_seed(plan.seed, "eval", plan.noise_family, plan.structure, plan.augment)
     with scoped_seed(seed, net.device):
         t0 = time.perf_counter()
-        clean, seconds = measured[None] if None in measured else (float(net.score(X, y)), None)
+        clean, seconds = measured[None] if None in measured else (_correct(net, X, y), None)
         for protocol in settings.protocols:
             add(describe_source(None), protocol, clean, 0, 0, t0, seconds)
         for j in plan.evals:
@@ -98,10 +116,10 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
             d = describe_source(source, label)
             if source.kind != "adversarial":
                 t0 = time.perf_counter()
-                acc, seconds = measured[j] if j in measured else (
-                    float(net.score(evaluation_images(plan.seed, j, source, X), y)), None)
+                correct, seconds = measured[j] if j in measured else (
+                    _correct(net, evaluation_images(plan.seed, j, source, X), y), None)
                 for protocol in settings.protocols:
-                    add(d, protocol, acc, 0, 0, t0, seconds)
+                    add(d, protocol, correct, 0, 0, t0, seconds)
                 continue
             source = _seeded(source, plan.seed, j)
             by_setup = {}  # protocols that configure the attack alike share it
@@ -110,12 +128,17 @@ def evaluate_network(settings, plan, net, X, y, train_seconds, measured=None):
                 setup = protocol.attack(source, net, stochastic)
                 if setup.signature() not in by_setup:
                     X_adv = setup.source.generate(setup.target, X, y)
-                    by_setup[setup.signature()] = protocol.accuracy(net, X_adv, y)
+                    by_setup[setup.signature()] = protocol.correct(net, X_adv, y)
                 add(d, protocol, by_setup[setup.signature()], setup.eot_samples,
                     setup.eot_draws, t0)
         # the checks draw on in the same stream, after the evaluation
         check_rows = _checks(settings, plan, net, X, y) if plan.check else []
-    return rows, check_rows
+    return rows, check_rows, outcomes
+
+
+def _correct(net, X, y):
+    """Which images the net's prediction gets right (what ``net.score`` averages)."""
+    return np.asarray(net.predict(X)) == np.asarray(y)
 
 
 def _seeded(source, seed, j):

@@ -17,6 +17,7 @@ The result is one tidy DataFrame (:data:`COLUMNS`).
 """
 
 import sys
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -40,6 +41,7 @@ from .settings import RunSettings
 from .stacked import StackedTrainer, stacking_obstacle
 from .store import ResultStore, config_hash
 from .trainer import SequentialTrainer, module_widths
+from .worst_case import threat_models, worst_case_rows
 
 __all__ = ["Experiment", "COLUMNS", "describe_source", "NOISE_FREE", "ANY_SOURCE", "STANDARD"]
 
@@ -72,6 +74,9 @@ def _labelled(sources, name):
         if not isinstance(source, ModificationSource):
             raise TypeError(f"{name} holds {type(source).__name__}, which is not a structnoise "
                             "source (e.g. FGSM(eps=0.1) or Corruption('rotate', 3)).")
+        # the source's own parameter checks (an ensemble's members included),
+        # before any training rather than when the source first runs
+        source._validate_params()
         if label is not None and (not isinstance(label, str) or not label):
             raise ValueError(f"{name}'s labels must be non-empty strings; got {label!r}.")
         out.append((describe_source(source, label)["label"], source))
@@ -193,6 +198,9 @@ reg_covar=1e-4)
         Hash of the configuration and data the rows belong to.
     checks_ : pandas.DataFrame
         The obfuscation checks' records (empty without ``checks``).
+    worst_case_notes_ : list of str
+        Worst cases that could not be computed, and why (a network stored
+        without per-image outcomes by an older version); empty normally.
     n_networks_trained_ : int
         Networks (base networks included) trained by the last ``run``.
     engine_ : str
@@ -402,7 +410,11 @@ reg_covar=1e-4)
         results : pandas.DataFrame
             One row per (network, evaluation source, protocol) with the
             columns :data:`COLUMNS`, in the plan's order (stored rows of an
-            earlier interrupted run of the same configuration included).
+            earlier interrupted run of the same configuration included);
+            after each network's rows, its worst case over the attacks of
+            each budget with two or more attacks, per protocol
+            (``eval_family="worst_case"``,
+            :mod:`~structnoise.evaluation.worst_case`).
         """
         data, settings, plans = self._prepare(X_train, y_train, X_test, y_test)
         self.config_hash_ = config_hash(self, data)
@@ -432,15 +444,25 @@ reg_covar=1e-4)
             for group in groups.values())
         for done in progress(results, total=len(groups), verbose=self.verbose,
                              desc="network groups"):
-            for key, rows, check_rows in done:
+            for key, rows, check_rows, outcomes in done:
                 if not store.persistent:
-                    store.save_network(key, rows, check_rows)
+                    store.save_network(key, rows, check_rows, outcomes)
                 self.n_networks_trained_ += 1
         found = [store.load_network(p.key, p.n_rows(n_protocols), with_checks=p.check)
                  for p in plans]
         self.plan_ = plans
-        self.results_ = pd.concat([rows for rows, _ in found], ignore_index=True)
-        checks = [c for _, c in found if c is not None]
+        # each network's rows, then its worst case over the attacks of each
+        # budget, from the stored per-image outcomes (no attack runs again)
+        models = threat_models(settings.eval_sources)
+        frames, self.worst_case_notes_ = [], []
+        for rows, _, outcomes in found:
+            worst, notes = worst_case_rows(rows, outcomes, models)
+            frames += [rows] + ([pd.DataFrame(worst, columns=COLUMNS)] if worst else [])
+            self.worst_case_notes_ += notes
+        for note in self.worst_case_notes_:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
+        self.results_ = pd.concat(frames, ignore_index=True)
+        checks = [c for _, c, _ in found if c is not None]
         self.checks_ = pd.concat(checks, ignore_index=True) if checks else \
             pd.DataFrame(columns=CHECK_COLUMNS)
         return self.results_
@@ -494,11 +516,11 @@ def _run_seed(trainer, settings, plans, base_state, data, store):
     done = []
     for plan in plans:
         net, seconds = trained.pop(plan.key)
-        rows, check_rows = evaluate_network(settings, plan, net, Xte, yte, seconds,
-                                            measured[plan.key])
+        rows, check_rows, outcomes = evaluate_network(settings, plan, net, Xte, yte, seconds,
+                                                      measured[plan.key])
         if store.persistent:
-            store.save_network(plan.key, rows, check_rows)
-        done.append((plan.key, rows, check_rows))
+            store.save_network(plan.key, rows, check_rows, outcomes)
+        done.append((plan.key, rows, check_rows, outcomes))
     return done
 
 
@@ -515,8 +537,8 @@ def _run_group(trainer, settings, group, base_state, data, store):
     for plan in group:
         noise = trainer.fitted_noise(settings, plan, None if plan.shared else pairs)
         net, seconds = trainer.train_network(settings, plan, base_state, noise, Xtr, ytr)
-        rows, check_rows = evaluate_network(settings, plan, net, Xte, yte, seconds)
+        rows, check_rows, outcomes = evaluate_network(settings, plan, net, Xte, yte, seconds)
         if store.persistent:
-            store.save_network(plan.key, rows, check_rows)
-        done.append((plan.key, rows, check_rows))
+            store.save_network(plan.key, rows, check_rows, outcomes)
+        done.append((plan.key, rows, check_rows, outcomes))
     return done

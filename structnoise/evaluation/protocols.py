@@ -73,8 +73,9 @@ class AttackSetup:
 class Protocol:
     """An evaluation protocol (subclass it and register it in :data:`PROTOCOLS`).
 
-    Subclasses set ``name`` and implement :meth:`attack`; :meth:`accuracy`
-    defaults to the accuracy of the net's prediction (its noise ensemble).
+    Subclasses set ``name`` and implement :meth:`attack`; :meth:`correct`
+    (which images the net gets right) defaults to the net's prediction (its
+    noise ensemble), and :meth:`accuracy` is its mean.
 
     Examples
     --------
@@ -93,9 +94,30 @@ class Protocol:
         """The :class:`AttackSetup` of ``source`` against ``net``."""
         raise NotImplementedError
 
+    def correct(self, net, X_adv, y):
+        """Which attacked images ``net`` (its prediction, the noise ensemble) gets right.
+
+        The per-image outcomes an experiment stores: the worst case over
+        attacks combines them image by image.
+
+        Parameters
+        ----------
+        net : NoisyNeuralNetClassifier
+            The trained network.
+        X_adv : torch.Tensor
+            The attacked images.
+        y : array-like
+            Their labels.
+
+        Returns
+        -------
+        correct : ndarray of bool, shape (n_images,)
+        """
+        return np.asarray(net.predict(X_adv.cpu().numpy())) == np.asarray(y)
+
     def accuracy(self, net, X_adv, y):
-        """Accuracy of ``net`` (its prediction, the noise ensemble) on the attacked images."""
-        return float(np.mean(net.predict(X_adv.cpu().numpy()) == np.asarray(y)))
+        """Accuracy of ``net`` on the attacked images: the mean of :meth:`correct`."""
+        return float(np.mean(self.correct(net, X_adv, y)))
 
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())

@@ -8,7 +8,7 @@ no strength) is NaN in the rows, whatever the input said (None or NaN).
 import math
 
 __all__ = ["COLUMNS", "CHECK_COLUMNS", "NOISE_FREE", "ANY_SOURCE", "STANDARD", "CLEAN",
-           "MISSING", "as_number", "key_text", "describe_source", "default_label"]
+           "WORST_CASE", "MISSING", "as_number", "key_text", "describe_source", "default_label"]
 
 #: the columns of an experiment's results, in order
 COLUMNS = ["seed", "noise_family", "noise_label", "noise_kind", "noise_strength", "structure",
@@ -29,6 +29,9 @@ ANY_SOURCE = "any"
 STANDARD = "standard"
 #: ``eval_family`` (and kind and label) of the clean images
 CLEAN = "clean"
+#: ``eval_family`` of the worst case over the attacks of one budget, image by image
+#: (:mod:`~structnoise.evaluation.worst_case`)
+WORST_CASE = "worst_case"
 #: the one value of a missing number in the rows
 MISSING = float("nan")
 

@@ -44,7 +44,7 @@ from ..splitting import split_module
 from .trainer import SequentialTrainer
 
 __all__ = ["StackedTrainer", "stacking_obstacle", "ELEMENTWISE_OPTIMIZERS",
-           "noise_through_linear", "accuracy_on_front"]
+           "noise_through_linear", "accuracy_on_front", "correct_on_front"]
 
 #: optimizers whose update of a parameter reads only that parameter's own
 #: gradient and state: one over the stacked parameters equals one per network
@@ -162,7 +162,8 @@ class StackedTrainer(SequentialTrainer):
         Returns
         -------
         measured : dict
-            ``plan.key -> {None or j: (accuracy, seconds)}``, the form
+            ``plan.key -> {None or j: (correct, seconds)}`` (``correct``: per
+            image, whether the net got it right), the form
             :func:`~structnoise.evaluation.evaluator.evaluate_network` takes.
         """
         from .evaluator import evaluation_images
@@ -184,9 +185,8 @@ class StackedTrainer(SequentialTrainer):
             for plan, net in users:
                 t0 = time.perf_counter()
                 with scoped_seed(derive_seed(seed, "eval-shared", plan.key, j), net.device):
-                    accuracy = accuracy_on_front(net, layer, H, y)
-                measured[plan.key][j] = (accuracy,
-                                         front_seconds + time.perf_counter() - t0)
+                    correct = correct_on_front(net, layer, H, y)
+                measured[plan.key][j] = (correct, front_seconds + time.perf_counter() - t0)
             del H
         return measured
 
@@ -294,14 +294,7 @@ def _run_front(front, X, device, batch_size=1024):
 
 
 def accuracy_on_front(net, layer, H, y):
-    """Accuracy of ``net``'s prediction from its front's output ``H`` (no gradient).
-
-    The back runs on ``H`` with the net's noise ensemble drawn as its own
-    prediction draws it: in the same batches (``iterator_valid``'s batch
-    size), the ``k`` draws stacked as :func:`~structnoise._inference.stacked_draws`
-    stacks them, the noise at the site added as its hook adds it. The front
-    computes nothing random, so from the same state of the noise modules'
-    generators this equals ``net.score(X, y)`` draw for draw.
+    """Accuracy of ``net``'s prediction from its front's output ``H``: the mean of :func:`correct_on_front`.
 
     Parameters
     ----------
@@ -320,17 +313,58 @@ def accuracy_on_front(net, layer, H, y):
 
     Examples
     --------
-    >>> import numpy as np, torch
+    >>> import torch
     >>> from structnoise import NoisyNeuralNetClassifier
     >>> from structnoise.evaluation.stacked import accuracy_on_front
     >>> from structnoise.models import DigitsMLP
     >>> from structnoise.splitting import split_module
     >>> net = NoisyNeuralNetClassifier(DigitsMLP, train_split=None).initialize()
     >>> X = torch.rand(6, 1, 8, 8)
+    >>> H = split_module(net.module_, "body.2")[0](X).detach()
+    >>> accuracy_on_front(net, "body.2", H, net.predict(X.numpy()))
+    1.0
+    """
+    return float(np.mean(correct_on_front(net, layer, H, y)))
+
+
+def correct_on_front(net, layer, H, y):
+    """Which images ``net``'s prediction gets right, from its front's output ``H`` (no gradient).
+
+    The back runs on ``H`` with the net's noise ensemble drawn as its own
+    prediction draws it: in the same batches (``iterator_valid``'s batch
+    size), the ``k`` draws stacked as :func:`~structnoise._inference.stacked_draws`
+    stacks them, the noise at the site added as its hook adds it. The front
+    computes nothing random, so from the same state of the noise modules'
+    generators this equals ``net.predict(X) == y`` draw for draw.
+
+    Parameters
+    ----------
+    net : NoisyNeuralNetClassifier
+        A trained net whose module splits at ``layer``.
+    layer : str
+        The noise site (the front's last layer).
+    H : torch.Tensor
+        The front's output on the images, without noise.
+    y : array-like
+        Their labels.
+
+    Returns
+    -------
+    correct : ndarray of bool, shape (n_images,)
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from structnoise import NoisyNeuralNetClassifier
+    >>> from structnoise.evaluation.stacked import correct_on_front
+    >>> from structnoise.models import DigitsMLP
+    >>> from structnoise.splitting import split_module
+    >>> net = NoisyNeuralNetClassifier(DigitsMLP, train_split=None).initialize()
+    >>> X = torch.rand(6, 1, 8, 8)
     >>> y = net.predict(X.numpy())
     >>> H = split_module(net.module_, "body.2")[0](X)
-    >>> accuracy_on_front(net, "body.2", H.detach(), y)
-    1.0
+    >>> bool(correct_on_front(net, "body.2", H.detach(), y).all())
+    True
     """
     from .._inference import batches, stacked_draws
 
@@ -355,7 +389,7 @@ def accuracy_on_front(net, layer, H, y):
                                 for sl in batches(len(H), batch)])
     finally:
         net.module_.train(was_training)
-    return float(np.mean(labels.cpu().numpy() == np.asarray(y)))
+    return labels.cpu().numpy() == np.asarray(y)
 
 
 def noise_through_linear(net, layer, probe):

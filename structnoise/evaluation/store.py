@@ -8,24 +8,29 @@ and the store's format) is hashed; its results live in ``<store>/<hash>/``:
     a readable record of the configuration;
 ``bases/seed<k>.pt``
     each seed's base network, written as soon as it is trained;
-``networks/<key>.csv`` and ``checks/<key>.csv``
-    each network's rows and obfuscation-check records, written as soon as
-    the network is evaluated (the checks first: a network is done when its
-    rows are there).
+``networks/<key>.csv``, ``checks/<key>.csv`` and ``outcomes/<key>.npz``
+    each network's rows, obfuscation-check records and per-image outcomes
+    (which test images it got right, per evaluation and protocol, as packed
+    bits), written as soon as the network is evaluated (outcomes and checks
+    first: a network is done when its rows are there).
 
 Every file is written to a temporary file in the same directory and moved
 into place with :func:`os.replace`, so a killed run leaves whole files or
 none, and loses at most the networks in flight. A file that cannot be read
-back, or is not what the plan expects, is named in a warning, removed and
-computed again.
+back, or is not what the plan expects (outcomes that disagree with their
+rows' accuracies included), is named in a warning, removed and computed
+again. A network stored without outcomes (by an older version) keeps its
+rows; its worst case cannot be computed, and the report says so.
 """
 
 import hashlib
+import io
 import json
 import os
 import tempfile
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from .schema import CHECK_COLUMNS, COLUMNS
@@ -205,7 +210,7 @@ class ResultStore:
         if root is None:
             return
         self.path = os.path.join(os.fspath(root), digest)
-        for sub in ("bases", "networks", "checks"):
+        for sub in ("bases", "networks", "checks", "outcomes"):
             os.makedirs(os.path.join(self.path, sub), exist_ok=True)
             # temporary files of a killed run: never complete, never read
             for name in os.listdir(os.path.join(self.path, sub)):
@@ -258,14 +263,33 @@ class ResultStore:
             return None
 
     # --------------------------------------------------------------- networks
-    def save_network(self, key, rows, check_rows=()):
-        """Keep one network's rows and check records (the checks first)."""
-        rows = pd.DataFrame(list(rows))
+    def save_network(self, key, rows, check_rows=(), outcomes=None):
+        """Keep one network's rows, check records and outcomes (the rows last).
+
+        Parameters
+        ----------
+        key : tuple
+            The network's key (:attr:`NetPlan.key`).
+        rows : list of dict or pandas.DataFrame
+            Its rows (:data:`COLUMNS`).
+        check_rows : list of dict, default=()
+            Its obfuscation-check records.
+        outcomes : dict, default=None
+            ``(eval_label, eval_protocol) -> ndarray of bool``: which test
+            images it got right (:func:`evaluate_network`).
+        """
+        rows = pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows
         checks = pd.DataFrame(list(check_rows), columns=CHECK_COLUMNS) if check_rows else None
+        if outcomes is not None:
+            outcomes = {tuple(k): np.asarray(v, dtype=bool) for k, v in outcomes.items()}
         if not self.persistent:
-            self._networks[tuple(key)] = (rows, checks)
+            self._networks[tuple(key)] = (rows, checks, outcomes)
             return
         name = _key_name(key) + ".csv"
+        if outcomes is not None:
+            data = _pack_outcomes(outcomes)
+            write_atomic(self._file("outcomes", _key_name(key) + ".npz"),
+                         lambda fh: fh.write(data))
         if checks is not None:
             text = checks.to_csv(index=False).encode()
             write_atomic(self._file("checks", name), lambda fh: fh.write(text))
@@ -273,7 +297,12 @@ class ResultStore:
         write_atomic(self._file("networks", name), lambda fh: fh.write(text))
 
     def load_network(self, key, n_rows=None, with_checks=False):
-        """``(rows, checks)`` of a stored network, or None (missing, damaged or incomplete).
+        """``(rows, checks, outcomes)`` of a stored network, or None (missing, damaged or incomplete).
+
+        ``outcomes`` is None for a network stored without them (an older
+        version); outcomes that are damaged, or disagree with the rows
+        (an image count, an accuracy, a missing evaluation), make the whole
+        network count as damaged.
 
         Parameters
         ----------
@@ -288,9 +317,9 @@ class ResultStore:
             found = self._networks.get(tuple(key))
             if found is None or (with_checks and found[1] is None):
                 return None
-            rows, checks = found
-            return _typed(rows, COLUMNS), None if checks is None else _typed(checks,
-                                                                               CHECK_COLUMNS)
+            rows, checks, outcomes = found
+            return (_typed(rows, COLUMNS),
+                    None if checks is None else _typed(checks, CHECK_COLUMNS), outcomes)
         name = _key_name(key) + ".csv"
         path = self._file("networks", name)
         if not os.path.exists(path):
@@ -318,4 +347,57 @@ class ResultStore:
                 self._damaged(check_path, f"{type(exc).__name__}: {exc}")
                 self._damaged(path, "its obfuscation checks are damaged")
                 return None
-        return rows, checks
+        outcomes = None
+        outcome_path = self._file("outcomes", _key_name(key) + ".npz")
+        if os.path.exists(outcome_path):
+            try:
+                with open(outcome_path, "rb") as fh:
+                    outcomes = _unpack_outcomes(fh.read())
+                _check_outcomes(outcomes, rows)
+            except Exception as exc:  # a cut or altered archive, or disagreeing rows
+                self._damaged(outcome_path, f"{type(exc).__name__}: {exc}")
+                self._damaged(path, "its per-image outcomes are damaged")
+                return None
+        return rows, checks, outcomes
+
+
+def _pack_outcomes(outcomes):
+    """Outcomes as an ``.npz`` archive: labels, protocols and one row of packed bits each."""
+    keys = list(outcomes)
+    n = {len(v) for v in outcomes.values()}
+    if len(n) > 1:
+        raise ValueError(f"outcomes of one network must cover the same images; got sizes {n}")
+    n_images = n.pop() if n else 0
+    bits = np.stack([np.packbits(outcomes[k]) for k in keys]) if keys else \
+        np.zeros((0, 0), np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, eval_label=np.array([k[0] for k in keys], dtype=str),
+             eval_protocol=np.array([k[1] for k in keys], dtype=str), bits=bits,
+             n_images=np.int64(n_images))
+    return buffer.getvalue()
+
+
+def _unpack_outcomes(data):
+    """The inverse of :func:`_pack_outcomes` (raises on a cut or altered archive)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        labels, protocols = archive["eval_label"], archive["eval_protocol"]
+        bits, n_images = archive["bits"], int(archive["n_images"])
+    if bits.shape != (len(labels), (n_images + 7) // 8) or len(protocols) != len(labels):
+        raise ValueError(f"packed bits of shape {bits.shape} for {len(labels)} evaluations of "
+                         f"{n_images} images")
+    return {(str(a), str(p)): np.unpackbits(b, count=n_images).astype(bool)
+            for a, p, b in zip(labels, protocols, bits, strict=True)}
+
+
+def _check_outcomes(outcomes, rows):
+    """Outcomes must hold every row's evaluation, on its images, at its accuracy."""
+    for r in rows[["eval_label", "eval_protocol", "n_images", "accuracy"]].itertuples(
+            index=False):
+        found = outcomes.get((r.eval_label, r.eval_protocol))
+        if found is None:
+            raise ValueError(f"no outcomes for {r.eval_label} under {r.eval_protocol}")
+        if len(found) != r.n_images or not np.isclose(found.mean() if len(found) else np.nan,
+                                                       r.accuracy, rtol=0, atol=1e-9):
+            raise ValueError(f"the outcomes of {r.eval_label} under {r.eval_protocol} "
+                             f"({found.mean():.6f} of {len(found)} images) disagree with its "
+                             f"row ({r.accuracy:.6f} of {r.n_images})")

@@ -27,6 +27,7 @@ from .corruptions import (
     Corruption,
     GaussianNoise,
 )
+from .ensemble import AttackEnsemble, autoattack_rand
 from .eot import EOTLoss, EOTModel
 
 # make ``import advertorch.attacks`` work on modern torch once structnoise is imported
@@ -35,6 +36,7 @@ _import_advertorch()
 __all__ = [
     "ModificationSource", "EOTModel", "EOTLoss", "validate_images", "validate_labels",
     "FGSM", "LinfPGD", "L2PGD", "L1PGD", "MomentumIterative", "CarliniWagnerL2", "DDN",
-    "FAB", "LinfSPSA", "SpatialTransform", "AutoPGD", "SquareAttack",
+    "FAB", "LinfSPSA", "SpatialTransform", "AutoPGD", "SquareAttack", "AttackEnsemble",
+    "autoattack_rand",
     "Corruption", "GaussianNoise", "CORRUPTIONS", "SEVERITY_PARAMETERS", "STRENGTH_TRANSFORMS",
 ]
