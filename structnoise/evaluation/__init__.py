@@ -9,8 +9,9 @@ evaluations), :mod:`~structnoise.evaluation.trainer`,
 :mod:`~structnoise.evaluation.evaluator`, :mod:`~structnoise.evaluation.store`
 (crash-safe, resumable), :mod:`~structnoise.evaluation.checks` (the
 obfuscation checks), :mod:`~structnoise.evaluation.worst_case` (the worst
-case over attacks, image by image, from the stored per-image outcomes), :mod:`~structnoise.evaluation.views` (summaries, the
-transfer table and matrix), :mod:`~structnoise.evaluation.report` and
+case over attacks, image by image, from the stored per-image outcomes),
+:mod:`~structnoise.evaluation.views` (summaries, the transfer table and
+matrix), :mod:`~structnoise.evaluation.report` and
 :mod:`~structnoise.evaluation.presets` (the ready-made runs behind
 ``python -m structnoise.evaluation``).
 

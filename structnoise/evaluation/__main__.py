@@ -103,12 +103,13 @@ def main(argv=None):
     X_train, y_train, X_test, y_test = preset.load_data()
     print(f"{preset.name}: {preset.dataset}, {len(X_train)} training and {len(X_test)} test "
           f"images, device {device}", flush=True)
-    frames, checks = [], []
+    frames, checks, notes = [], [], []
     for label, exp in preset.experiments.items():
         exp.set_params(store=store, verbose=1)
         rows = exp.run(X_train, y_train, X_test, y_test)
         frames.append(rows.assign(experiment=label) if len(preset.experiments) > 1 else rows)
         checks.append(exp.checks_)
+        notes += exp.worst_case_notes_
         print(f"[{label}] {exp.n_networks_trained_} networks trained in this run "
               f"(config {exp.config_hash_})", flush=True)
     results = pd.concat(frames, ignore_index=True)
@@ -120,7 +121,7 @@ def main(argv=None):
         write_atomic(os.path.join(args.out, name), lambda fh, text=text: fh.write(text))
     references = ADEQUACY_REFERENCES.get(preset.dataset)
     write_report(preset.name, preset.dataset, preset.reductions, results, checks, args.out,
-                 seconds, _machine(), references=references)
+                 seconds, _machine(), references=references, worst_case_notes=notes)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print("\nMean accuracy over seeds (ensemble predictions):")
         print(summary_table(results.drop(columns=["experiment"], errors="ignore")))

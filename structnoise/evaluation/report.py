@@ -14,7 +14,7 @@ from .paired import (
     verdict,
 )
 from .presets import PAPER_NUMBERS
-from .schema import ANY_SOURCE, NOISE_FREE, STANDARD
+from .schema import ANY_SOURCE, NOISE_FREE, STANDARD, WORST_CASE
 from .store import write_atomic
 from .views import summarise, time_table
 
@@ -153,9 +153,26 @@ def _claim1(summary, results, protocol, matched, d):
                     + [_fmt(cells[st]) for _, st in _COLUMNS]
                     + [_fmt_cmp(c_none), _fmt_cmp(c_iso)]
                     + [" / ".join(f"{v:.2f}" for v in paper) if paper else "n/a"])
+    # the worst case over the attacks at each attack-shaped noise's own eps:
+    # robust accuracy as AutoAttack counts it, with the structure that noise learned
+    worst = d[(d.eval_family == WORST_CASE) & (d.noise_kind == "adversarial")
+              & np.isclose(d.eval_strength.astype(float), d.noise_strength.astype(float))]
+    for (label, eval_label), part in worst.groupby(["noise_label", "eval_label"], sort=False):
+        r = part.iloc[0]
+        family = by_eval[by_eval.noise_label == label].noise_family.iloc[0]
+        ts = float(r["trace_scale"])
+        cells = {st: _cell(summary, protocol, WORST_CASE, float(r["eval_strength"]), st, family,
+                           float(r["noise_strength"]), None if ts != ts else ts)
+                 for _, st in _COLUMNS}
+        c_none, c_iso = (_cmp(d, label, eval_label, c) for c in ("full - none",
+                                                                  "full - identity"))
+        verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
+        rows.append([f"{eval_label}, noise from {label}" + ("" if ts != ts else f" (tr={ts:g})")]
+                    + [_fmt(cells[st]) for _, st in _COLUMNS]
+                    + [_fmt_cmp(c_none), _fmt_cmp(c_iso), "n/a"])
     return header, rows, combine(verdicts), _reason(
-        verdicts, "full - none and full - identity on each matched evaluation (paired over "
-        "seeds)")
+        verdicts, "full - none and full - identity on each matched evaluation and on the "
+        "worst case over the attacks at each attack-shaped noise's eps (paired over seeds)")
 
 
 def _row(values, undertrained):
@@ -214,7 +231,9 @@ def _claim2(d):
 
 def _claim3(d):
     header = ["noise from", "evaluated on", "full - none", "full - identity"]
-    adv = d[(d.noise_kind == "adversarial") & (d.eval_kind == "adversarial") & ~d.matched]
+    # the worst case holds the noise's own attack: not a transfer to another
+    adv = d[(d.noise_kind == "adversarial") & (d.eval_kind == "adversarial") & ~d.matched
+            & (d.eval_family != WORST_CASE)]
     adv = adv[np.isclose(adv.eval_strength.astype(float), adv.noise_strength.astype(float))]
     rows, verdicts = [], []
     for (label, eval_label), _ in adv.groupby(["noise_label", "eval_label"], sort=False):
@@ -400,7 +419,8 @@ def write_figures(results, out):
     # the heatmap and the modification curves use the paper's when present
     protocols = list(dict.fromkeys(results.eval_protocol))
     first = "paper" if "paper" in protocols else protocols[0]
-    adv_fams = [f for f in ("LinfPGD", "FGSM", "AutoPGD", "SquareAttack")
+    adv_fams = [f for f in ("LinfPGD", "FGSM", "AutoPGD", "AutoPGD-DLR", "SquareAttack",
+                            WORST_CASE)
                 if (summary.eval_family == f).any()]
     if adv_fams:
         eps_max = float(summary.loc[summary.eval_family.isin(adv_fams), "eval_strength"].max())
@@ -481,7 +501,7 @@ def write_figures(results, out):
 
 
 def write_report(preset_name, dataset, reductions, results, checks, out, seconds, machine="",
-                 references=None):
+                 references=None, worst_case_notes=()):
     """Write ``report.md`` (and the figures) for a run; return its text.
 
     Parameters
@@ -507,6 +527,9 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
         Clean-accuracy references of the conditions
         (:data:`~structnoise.evaluation.presets.ADEQUACY_REFERENCES` of the
         data set), or None when no full run has measured them.
+    worst_case_notes : sequence of str, default=()
+        Worst cases the experiment could not compute, and why
+        (:attr:`Experiment.worst_case_notes_`): the report lists them.
 
     Returns
     -------
@@ -558,6 +581,10 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
                 header, rows, claim_verdict, reason = claims[k]
                 lines += [f"**{protocol} protocol: {claim_verdict}.** {reason}.", ""]
                 lines += _table(header, rows) + [""]
+        lines += _worst_case_lines(part.drop(columns=["experiment"], errors="ignore"))
+    if worst_case_notes:
+        lines += ["## Worst cases not computed", ""] + [f"- {n}." for n in worst_case_notes] \
+            + [""]
     for name, part in experiments:
         for protocol in sorted(part.eval_protocol.unique()):
             header, rows = baseline_table(part.drop(columns=["experiment"], errors="ignore"),
@@ -608,6 +635,48 @@ def _adequacy_lines(results, references, dataset):
             for r in table.itertuples(index=False)]
     lines += _table(["structure", "noise", "tr", "seeds", "clean", "reference", "gap",
                      "status"], rows) + [""]
+    return lines
+
+
+def _worst_case_lines(results):
+    """The worst case over attacks per condition, beside its weakest single attack."""
+    results = _standard(results)
+    worst = results[results.eval_family == WORST_CASE]
+    if not len(worst):
+        return []
+    summary = summarise(results)
+    lines = ["## Robust accuracy: the worst case over attacks", "",
+             "An image counts as robust only if every attack at that eps left it correct "
+             "(AutoAttack's robust accuracy), computed image by image from the stored "
+             "per-image outcomes: no attack runs again. Beside it, the weakest single attack "
+             "(the lowest mean accuracy of any one attack): the gap is what reporting attacks "
+             "one by one overstates. Mean ± 95% t-interval over seeds.", ""]
+    for eval_label in dict.fromkeys(worst.eval_label):
+        rows_w = worst[worst.eval_label == eval_label]
+        eps = float(rows_w.eval_strength.iloc[0])
+        attacks = results[(results.eval_kind == "adversarial")
+                          & (results.eval_family != WORST_CASE)
+                          & np.isclose(results.eval_strength.astype(float), eps)]
+        members = list(dict.fromkeys(attacks.eval_label))
+        lines += [f"**{eval_label}** over {', '.join(members)}.", ""]
+        header = ["protocol", "structure", "noise", "tr", "worst case", "weakest single attack"]
+        table = []
+        for protocol in dict.fromkeys(rows_w.eval_protocol):
+            s = summary[(summary.eval_protocol == protocol)]
+            cells = s[s.eval_label == eval_label]
+            singles = s[s.eval_label.isin(members)]
+            for r in cells.itertuples(index=False):
+                same_tr = singles.trace_scale.isna() if r.trace_scale != r.trace_scale \
+                    else np.isclose(singles.trace_scale.astype(float), r.trace_scale)
+                mine = singles[(singles.structure == r.structure)
+                               & (singles.noise_label == r.noise_label) & same_tr]
+                weakest = mine.loc[mine["mean"].idxmin()] if len(mine) else None
+                table.append([protocol, r.structure, r.noise_label,
+                              "" if r.trace_scale != r.trace_scale else f"{r.trace_scale:g}",
+                              _fmt((r.mean, r.ci)),
+                              "n/a" if weakest is None else
+                              f"{_fmt((weakest['mean'], weakest['ci']))} ({weakest.eval_label})"])
+        lines += _table(header, table) + [""]
     return lines
 
 

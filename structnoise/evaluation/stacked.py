@@ -294,7 +294,9 @@ def _run_front(front, X, device, batch_size=1024):
 
 
 def accuracy_on_front(net, layer, H, y):
-    """Accuracy of ``net``'s prediction from its front's output ``H``: the mean of :func:`correct_on_front`.
+    """Accuracy of ``net``'s prediction from its front's output ``H`` (no gradient).
+
+    The mean of :func:`correct_on_front`.
 
     Parameters
     ----------

@@ -297,7 +297,7 @@ class ResultStore:
         write_atomic(self._file("networks", name), lambda fh: fh.write(text))
 
     def load_network(self, key, n_rows=None, with_checks=False):
-        """``(rows, checks, outcomes)`` of a stored network, or None (missing, damaged or incomplete).
+        """``(rows, checks, outcomes)`` of a stored network, or None (missing, damaged, incomplete).
 
         ``outcomes`` is None for a network stored without them (an older
         version); outcomes that are damaged, or disagree with the rows

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats
 
-from .schema import ANY_SOURCE, CLEAN, NOISE_FREE, STANDARD
+from .schema import ANY_SOURCE, CLEAN, NOISE_FREE, STANDARD, WORST_CASE
 
 __all__ = ["summarise", "time_table", "transfer_table", "transfer_matrix", "CONDITION"]
 
@@ -89,7 +89,8 @@ def time_table(results):
     import pandas as pd
 
     network = ["seed"] + CONDITION
-    frame = results.copy()
+    # worst-case rows combine stored outcomes: they take no time of their own
+    frame = results[results.eval_family != WORST_CASE].copy()
     for col in ("noise_strength", "trace_scale", "train_strength", "train_ratio"):
         frame[col] = frame[col].astype(float)
     nets = frame.groupby(network, dropna=False).agg(seconds=("train_seconds", "first"))

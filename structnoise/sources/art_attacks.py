@@ -233,6 +233,29 @@ class AutoPGD(_ARTAttack):
         self.eot_samples = eot_samples
         self.verbose = verbose
 
+    def describe(self):
+        """Family "AutoPGD", or "AutoPGD-DLR" with the DLR loss (a different attack).
+
+        AutoAttack counts APGD with the cross-entropy loss and APGD with the
+        DLR loss as two attacks, and an experiment that evaluates both must
+        tell their rows apart.
+
+        Returns
+        -------
+        description : dict
+            As :meth:`ModificationSource.describe`.
+
+        Examples
+        --------
+        >>> from structnoise.sources import AutoPGD
+        >>> AutoPGD(eps=0.1, loss_type="difference_logits_ratio").describe()["family"]
+        'AutoPGD-DLR'
+        """
+        d = super().describe()
+        if self.loss_type == "difference_logits_ratio":
+            d["family"] = "AutoPGD-DLR"
+        return d
+
     def _art_kwargs(self):
         return dict(norm=_norm_key(self.norm), eps=float(self.eps),
                     eps_step=float(self.eps_step), max_iter=int(self.max_iter),

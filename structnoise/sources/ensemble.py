@@ -17,8 +17,13 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from .._inference import attack_labels, attack_mode, module_device, predict_logits, \
-    resolve_module
+from .._inference import (
+    attack_labels,
+    attack_mode,
+    module_device,
+    predict_logits,
+    resolve_module,
+)
 from .._param_validation import Interval
 from .._random import derive_seed, seed_of
 from .base import ModificationSource
