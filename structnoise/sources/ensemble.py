@@ -30,9 +30,17 @@ from .base import ModificationSource
 
 __all__ = ["AttackEnsemble", "autoattack_rand", "threat_model"]
 
-#: the norm of the attacks that have no ``norm`` (or ``ord``) parameter
-_FIXED_NORMS = {"FGSM": np.inf, "LinfPGD": np.inf, "LinfSPSA": np.inf, "L2PGD": 2.0,
-                "L1PGD": 1.0}
+
+
+def _fixed_norm(source):
+    """The norm of an attack that has no ``norm`` (or ``ord``) parameter, or None."""
+    from .attacks import FGSM, L1PGD, L2PGD, LinfPGD, LinfSPSA
+
+    for classes, norm in (((FGSM, LinfPGD, LinfSPSA), np.inf), ((L2PGD,), 2.0),
+                          ((L1PGD,), 1.0)):
+        if isinstance(source, classes):
+            return norm
+    return None
 
 
 def _as_norm(value):
@@ -86,11 +94,12 @@ def threat_model(source):
     for param in ("norm", "ord"):
         if param in source.get_params(deep=False):
             return float(eps), _as_norm(getattr(source, param))
-    if name not in _FIXED_NORMS:
+    norm = _fixed_norm(source)
+    if norm is None:
         raise ValueError(f"{name}'s norm is unknown to structnoise: give the ensemble "
                          "FGSM, LinfPGD, L2PGD, L1PGD, MomentumIterative, LinfSPSA, FAB, "
-                         "AutoPGD or SquareAttack members.")
-    return float(eps), _FIXED_NORMS[name]
+                         "AutoPGD or SquareAttack members (or subclasses).")
+    return float(eps), norm
 
 
 class AttackEnsemble(ModificationSource):
