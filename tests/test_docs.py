@@ -17,7 +17,8 @@ MODULES = ["structnoise", "structnoise.covariance", "structnoise.sources",
            "structnoise.evaluation.trainer", "structnoise.evaluation.evaluator",
            "structnoise.evaluation.settings", "structnoise.evaluation.views",
            "structnoise.evaluation.stacked", "structnoise.evaluation.paired",
-           "structnoise.evaluation.adequacy", "structnoise.splitting"]
+           "structnoise.evaluation.adequacy", "structnoise.evaluation.worst_case",
+           "structnoise.sources.ensemble", "structnoise.splitting"]
 
 
 def public_names():

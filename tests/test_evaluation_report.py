@@ -64,3 +64,23 @@ def test_report_states_adequacy_and_draws_the_paired_differences(tmp_path):
     assert (tmp_path / "paired_differences.png").stat().st_size > 0
     none = write_report("synthetic", "MNIST", [], rows, None, str(tmp_path), 1.0)
     assert "no adequacy verdict is made" in none
+
+
+def test_the_worst_case_reaches_claim_1_its_own_section_and_the_forest_plot(rows, tmp_path):
+    from structnoise.evaluation.paired import paired_differences
+
+    text = write_report("tiny", "digits", [], rows, None, str(tmp_path), 1.0,
+                        worst_case_notes=["worst_case(eps=0.3) under eot not computed: x"])
+    claim1 = text.split("## Claim 1:")[1].split("## Claim 2:")[0]
+    for protocol in ("paper", "eot", "eot3"):
+        table = claim1.split(f"**{protocol} protocol:")[1].split("\n\n**")[0]
+        assert "| worst_case(eps=0.1), noise from FGSM(eps=0.1) (tr=2) |" in table
+    # the worst case holds the noise's own attack: no transfer claim rests on it
+    assert "worst_case" not in text.split("## Claim 3:")[1].split("## Robust accuracy")[0]
+    section = text.split("## Robust accuracy: the worst case over attacks")[1]
+    assert "**worst_case(eps=0.1)** over FGSM(eps=0.1), LinfPGD(eps=0.1)." in section
+    assert "worst_case(eps=0.3) under eot not computed: x." in text
+    # the forest plot draws every paired difference, the worst case's included
+    diffs = paired_differences(rows)
+    assert (diffs.eval_label == "worst_case(eps=0.1)").any()
+    assert (tmp_path / "paired_differences.png").exists()

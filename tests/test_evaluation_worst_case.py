@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from evaluation_helpers import make_experiment
+
 from structnoise.evaluation import COLUMNS
 from structnoise.evaluation.store import ResultStore, _unpack_outcomes
 from structnoise.evaluation.worst_case import threat_models, worst_case_label, worst_case_rows

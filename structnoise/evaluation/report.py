@@ -650,7 +650,10 @@ def _worst_case_lines(results):
              "(AutoAttack's robust accuracy), computed image by image from the stored "
              "per-image outcomes: no attack runs again. Beside it, the weakest single attack "
              "(the lowest mean accuracy of any one attack): the gap is what reporting attacks "
-             "one by one overstates. Mean ± 95% t-interval over seeds.", ""]
+             "one by one overstates. On a noisy network each attack's outcomes are judged "
+             "on fresh noise draws, so part of the gap is chance (an image near its "
+             "boundary misjudged once in several judgements), as in AutoAttack's rand "
+             "version. Mean ± 95% t-interval over seeds.", ""]
     for eval_label in dict.fromkeys(worst.eval_label):
         rows_w = worst[worst.eval_label == eval_label]
         eps = float(rows_w.eval_strength.iloc[0])

@@ -17,7 +17,12 @@ the network was evaluated on without saying so.
 
 On a stochastic network each attack's outcomes come from the protocol's own
 prediction on fresh noise draws, as AutoAttack's rand version scores each of
-its attacks; the worst case combines those outcomes.
+its attacks, and the worst case combines those judgements. Each judgement
+draws its own noise, so an image near its decision boundary is more likely
+to be judged wrong once in several judgements than in one: part of the gap
+between the worst case and the weakest single attack on a noisy network is
+that chance, not a stronger adversary. More draws in the network's
+prediction (``noise_ensemble``) shrink it.
 """
 
 import numpy as np
