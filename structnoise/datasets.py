@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -158,9 +159,18 @@ def read_idx(path):
     array([7, 2, 1], dtype=uint8)
     """
     path = os.fspath(path)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    gz = path.endswith(".gz")
+    opener = gzip.open if gz else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (OSError, EOFError, zlib.error) as exc:  # gzip's BadGzipFile is an OSError
+        raise ValueError(
+            f"{path} cannot be read{' as gzip' if gz else ''} ({type(exc).__name__}: {exc}): "
+            "the file is truncated or corrupt. Delete it and put a fresh copy from the data "
+            "set's release in its place.") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(
             f"{path} is not an IDX file: its magic number is {raw[:4].hex() or 'missing'}, "
@@ -180,6 +190,23 @@ def read_idx(path):
             f"announces {expected}: the file is truncated or corrupt.")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(
         dtype.newbyteorder("="))
+
+
+def _check_idx_contents(image_path, images, label_path, labels, n_classes=10):
+    """Unsigned-byte images and labels 0..n_classes-1, as the MNIST-format files hold."""
+    if images.dtype != np.uint8:
+        raise ValueError(
+            f"{image_path} holds {images.dtype} images; MNIST-format image files hold "
+            "unsigned bytes 0-255 (IDX type 0x08), which are scaled to [0, 1]. Put the "
+            "release's file in its place.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{label_path} holds {labels.dtype} labels; expected integer class "
+                         f"labels 0-{n_classes - 1}.")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(
+            f"{label_path} holds labels from {int(labels.min())} to {int(labels.max())}; "
+            f"expected class labels 0-{n_classes - 1}: the file is corrupt or not a label "
+            "file. Put the release's file in its place.")
 
 
 def _find_idx(directory, stem):
@@ -253,5 +280,6 @@ def load_fashion_mnist(path, split="both"):
             raise ValueError(
                 f"{part} images {images.shape} and labels {labels.shape} do not match: "
                 "expected (N, 28, 28) images and (N,) labels.")
+        _check_idx_contents(found[f"{part}_images"], images, found[f"{part}_labels"], labels)
         out += [(images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)]
     return tuple(out)

@@ -376,6 +376,10 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
                 raise ValueError(
                     f"X must be paired activations (n_samples, 2, n_features) or "
                     f"deltas (n_samples, n_features); got shape {tuple(X.shape)}.")
+            if X.is_complex():
+                raise TypeError(
+                    f"X is a complex tensor ({X.dtype}); activations must be real "
+                    "(float32 or float64): the imaginary part would be lost.")
             if not torch.is_floating_point(X):
                 X = X.double()
             if not bool(torch.isfinite(X).all()):
@@ -403,6 +407,10 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
             flat = Xt.reshape(Xt.shape[0], 2, -1)
             d = flat.shape[2]
             delta = flat[:, 1] - flat[:, 0]
+        if d < 1:
+            raise ValueError(
+                f"X has 0 features (shape {tuple(Xt.shape)}); activations need at least one "
+                "unit: (n_samples, 2, n_features) with n_features >= 1.")
         if reset and delta.shape[0] < 2:
             raise ValueError(
                 f"Found {delta.shape[0]} sample(s); at least 2 pairs are needed to "
@@ -584,6 +592,14 @@ class StructuredNoiseFitter(TransformerMixin, BaseEstimator):
             raise ValueError(f"covariance must be a symmetric (n_features, n_features) matrix; "
                              f"got shape {cov.shape}.")
         cov = (cov + cov.T) / 2
+        # the draws come from a factor of the matrix: one that is not positive
+        # semi-definite would be clipped there, and the fitter would report a
+        # covariance it does not draw from
+        lowest = float(np.linalg.eigvalsh(cov)[0]) if d else 0.0
+        if lowest < -1e-10 * max(1.0, float(np.abs(cov).max())):
+            raise ValueError(
+                f"covariance must be positive semi-definite; its smallest eigenvalue is "
+                f"{lowest:.4g}. Expected a covariance matrix (e.g. A @ A.T).")
         self._check_rank(d)
         self.__dict__.pop("_accumulator", None)  # nothing to stream on from
         self._set_noise(_Estimate(cov.diagonal().copy(), matrix=cov), 0.0, np.zeros(d), d, 0)

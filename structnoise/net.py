@@ -267,6 +267,21 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
             control.scale = float(self.noise_scale)
             control.mode = self.noise_mode
 
+    def predict_proba(self, X):
+        """Class probabilities (the noise ensemble's, see the class doc); finite images only.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (N, C, H, W)
+            Images.
+
+        Returns
+        -------
+        proba : ndarray of shape (N, n_classes)
+        """
+        _check_finite(X, training=False)
+        return super().predict_proba(X)
+
     def infer(self, x, **fit_params):
         # direct attribute assignment (net.noise_scale = ...) also takes effect
         self._sync_control()
@@ -449,6 +464,80 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                 h.remove()
         return widths, order
 
+    def _check_training_data(self, X, y, probe=True):
+        """Images, labels and sources checked against the module, before any training step.
+
+        The sources' parameters (``noise_source`` runs after the warm-up
+        epochs, ``train_source`` in each batch), the image range they need,
+        the images' dtype, one forward pass of the module on the first two
+        images (their shape; left out with ``probe=False``: a module that
+        takes fit params sees every forward pass), and 1-D labels against the
+        module's outputs under a classification loss: each would otherwise
+        fail mid-training, or after the warm-up, with torch's error.
+        """
+        sources = [(name, getattr(self, name)) for name in ("noise_source", "train_source")
+                   if getattr(self, name) is not None]
+        for name, source in sources:
+            try:
+                source._validate_params()
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"{name}={source!r} is not valid: {exc}") from None
+        if not isinstance(X, (np.ndarray, torch.Tensor)):
+            return  # datasets and dicts: skorch's to validate
+        from ._validation import validate_images
+
+        for name, source in sources:
+            lo, hi = float(getattr(source, "clip_min", 0.0)), float(getattr(source, "clip_max",
+                                                                             1.0))
+            try:
+                validate_images(X, lo, hi)
+            except ValueError as exc:
+                raise ValueError(f"X does not suit {name} {source.label}: {exc}") from None
+        dtype = X.dtype if isinstance(X, torch.Tensor) else torch.from_numpy(
+            np.empty(0, dtype=X.dtype)).dtype if X.dtype.kind in "fiub" else None
+        expected = next((p.dtype for p in self.module_.parameters()), None)
+        if dtype is not None and dtype.is_floating_point and expected is not None \
+                and dtype != expected:
+            raise TypeError(
+                f"X is {dtype} but the module's parameters are {expected}: convert the images "
+                f"first (e.g. X.astype(np.float32) for an array, X.float() for a tensor).")
+        if len(X) == 0:
+            raise ValueError("X holds no images (N=0).")
+        if not probe:
+            return
+        xb = torch.as_tensor(X[:min(len(X), 2)]).to(self.device)
+        was_training = self.module_.training
+        self.module_.eval()
+        try:
+            with torch.no_grad(), self.noise_disabled():
+                out = self.module_(xb)
+        except RuntimeError as exc:  # torch's shape and dtype errors
+            raise ValueError(f"X of shape {tuple(X.shape)} ({dtype}) does not fit the module "
+                             f"{type(self.module_).__name__}: {exc}") from exc
+        finally:
+            self.module_.train(was_training)
+        criterion = getattr(self, "criterion_", None)
+        if y is None or not isinstance(criterion, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)):
+            return  # other losses and criterion names (sequences, other targets): the user's
+        labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if labels.ndim != 1 or labels.dtype == object:
+            return  # sequences of labels, ragged arrays
+        if len(labels) != len(X):
+            raise ValueError(f"y must be a 1-D array of {len(X)} labels (one per image); got "
+                             f"{len(labels)}.")
+        if labels.dtype.kind not in "iu":
+            raise TypeError(
+                f"y holds {labels.dtype} values; expected integer class labels 0..C-1 (the "
+                "module's outputs): encode them first (sklearn.preprocessing.LabelEncoder, "
+                "or y.astype(int) for whole numbers stored as floats).")
+        if isinstance(out, torch.Tensor) and out.ndim == 2 and len(labels):
+            n_classes = out.shape[1]
+            lo, hi = int(labels.min()), int(labels.max())
+            if lo < 0 or hi >= n_classes:
+                raise ValueError(
+                    f"y holds labels from {lo} to {hi}, but the module has {n_classes} "
+                    f"outputs: expected class labels 0..{n_classes - 1}.")
+
     def _retrain_split(self, order):
         """(frozen, re-initialised) module names for ``noise_retrain="after"``.
 
@@ -489,6 +578,11 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
         _check_finite(X)
         if not self.initialized_:
             self.initialize()
+        # every check that needs the data or the module, before any step
+        user_params = {k: v for k, v in fit_params.items()
+                       if k not in ("_routing_method", "epochs")}
+        if fit_params.get("epochs", self.max_epochs):
+            self._check_training_data(X, y, probe=not user_params)
         # skorch threads its routing marker and fit_loop's ``epochs`` through
         # the fit params; neither reaches forward or train_split
         user_params = {k: v for k, v in fit_params.items()
@@ -861,12 +955,13 @@ def _store_routed_param(net, key, value):
     setattr(net, key, value)
 
 
-def _check_finite(X):
-    """Refuse images with NaN or infinite values before any training.
+def _check_finite(X, training=True):
+    """Refuse images with NaN or infinite values before any training or prediction.
 
     Trained on, one NaN pixel turns the loss into NaN and every prediction
-    into class 0, silently. Arrays and tensors of floats are checked; other
-    inputs (dicts, datasets) are skorch's to validate.
+    into class 0, silently; predicted on, a NaN image gets a class all the
+    same. Arrays and tensors of floats are checked; other inputs (dicts,
+    datasets) are skorch's to validate.
     """
     if isinstance(X, torch.Tensor):
         if not X.is_floating_point():
@@ -879,7 +974,9 @@ def _check_finite(X):
     else:
         return
     if bad:
+        consequence = "the network would train to a NaN loss" if training else \
+            "their predictions would be meaningless classes"
         raise ValueError(
-            f"X holds {bad} non-finite value(s) (NaN or infinity); the network would train "
-            "to a NaN loss. Expected finite images (N, C, H, W), e.g. in [0, 1]: drop or "
-            "repair the images with missing values first.")
+            f"X holds {bad} non-finite value(s) (NaN or infinity); {consequence}. Expected "
+            "finite images (N, C, H, W), e.g. in [0, 1]: drop or repair the images with "
+            "missing values first.")

@@ -830,6 +830,10 @@ class Corruption(_ImageSource):
             raise ValueError(
                 f"Unknown corruption {self.name!r}; valid names are: "
                 f"{', '.join(sorted(CORRUPTIONS))}.")
+        for param in ("severity", "strength"):
+            if isinstance(getattr(self, param), bool):  # an Integral to Python, not a level
+                raise ValueError(f"{param} must be a number (severity an integer 1-5); got "
+                                 f"{getattr(self, param)!r}.")
         super()._validate_params()
         if self.strength is not None:
             if self.name not in STRENGTH_TRANSFORMS:
