@@ -538,6 +538,41 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
                     f"y holds labels from {lo} to {hi}, but the module has {n_classes} "
                     f"outputs: expected class labels 0..{n_classes - 1}.")
 
+    def retraining_layers(self, X, y=None):
+        """Which layers ``noise_retrain="after"`` freezes and re-initialises, from one forward pass.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (N, C, H, W)
+            Images the module takes (the first batch is run, without noise).
+        y : array-like, default=None
+            Their labels (for datasets that need them).
+
+        Returns
+        -------
+        frozen, reinitialised : list of str
+            Names of the modules with parameters up to and including the
+            noisy layer, and after it.
+
+        Raises
+        ------
+        ValueError
+            When no layer with parameters runs after the noisy one (nothing
+            would be retrained), or ``X`` does not fit the module.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from structnoise import NoisyNeuralNetClassifier
+        >>> from structnoise.models import DigitsMLP
+        >>> net = NoisyNeuralNetClassifier(DigitsMLP, noise_layers="body.2").initialize()
+        >>> frozen, after = net.retraining_layers(np.zeros((2, 1, 8, 8), np.float32))
+        >>> frozen, after
+        (['body.1'], ['body.3', 'head'])
+        """
+        _, order = self._probe(X, y)
+        return self._retrain_split(order)
+
     def _retrain_split(self, order):
         """(frozen, re-initialised) module names for ``noise_retrain="after"``.
 

@@ -336,3 +336,9 @@ def test_functions_return_new_tensors(name):
         y = functions[name](x, severity, torch.Generator().manual_seed(1))
         assert y.shape == x.shape
         assert y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("params", [dict(severity=True), dict(strength=True, name="rotate")])
+def test_boolean_levels_are_refused(params):
+    with pytest.raises(ValueError, match="must be a number"):
+        Corruption(**params).generate(None, torch.rand(2, 1, 8, 8))

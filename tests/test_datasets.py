@@ -111,3 +111,57 @@ def test_idx_wrong_magic_and_short_read(tmp_path):
     ints = np.arange(6, dtype=">i4").reshape(2, 3)
     _write_idx(tmp_path / "ints", ints)
     np.testing.assert_array_equal(read_idx(tmp_path / "ints"), np.arange(6).reshape(2, 3))
+
+
+def _idx(path, data, code=8):
+    import gzip
+
+    data = np.asarray(data)
+    header = bytes([0, 0, code, data.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in data.shape)
+    payload = header + data.astype(data.dtype.newbyteorder(">")).tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as fh:
+        fh.write(payload)
+
+
+def _fashion_dir(tmp_path, images=None, labels=None, image_code=8):
+    from structnoise.datasets import FASHION_MNIST_FILES
+
+    rng = np.random.RandomState(0)
+    for part, n in (("train", 6), ("test", 4)):
+        _idx(tmp_path / (FASHION_MNIST_FILES[f"{part}_images"] + ".gz"),
+             rng.randint(0, 256, (n, 28, 28)).astype(np.uint8) if images is None
+             else images[:n], image_code)
+        _idx(tmp_path / (FASHION_MNIST_FILES[f"{part}_labels"] + ".gz"),
+             rng.randint(0, 10, n).astype(np.uint8) if labels is None else labels[:n])
+    return tmp_path
+
+
+def test_a_cut_or_foreign_gzip_file_is_named_with_what_to_do(tmp_path):
+    from structnoise.datasets import FASHION_MNIST_FILES, load_fashion_mnist
+
+    _fashion_dir(tmp_path)
+    path = tmp_path / (FASHION_MNIST_FILES["train_labels"] + ".gz")
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-6])  # cut inside the gzip stream
+    with pytest.raises(ValueError, match=f"{path.name} cannot be read as gzip.*fresh copy"):
+        load_fashion_mnist(tmp_path)
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=f"{path.name} cannot be read as gzip"):
+        load_fashion_mnist(tmp_path)
+
+
+def test_labels_out_of_range_and_float_images_are_refused(tmp_path):
+    from structnoise.datasets import load_fashion_mnist
+
+    (tmp_path / "labels").mkdir()
+    bad = _fashion_dir(tmp_path / "labels", labels=np.full(6, 200, np.uint8))
+    with pytest.raises(ValueError, match="labels from 200 to 200; expected class labels 0-9"):
+        load_fashion_mnist(bad)
+    (tmp_path / "floats").mkdir()
+    floats = _fashion_dir(tmp_path / "floats",
+                          images=np.random.RandomState(0).rand(6, 28, 28).astype(">f4"),
+                          image_code=0x0D)
+    with pytest.raises(ValueError, match="holds float32 images"):
+        load_fashion_mnist(floats)

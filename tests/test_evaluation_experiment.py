@@ -8,7 +8,7 @@ from evaluation_helpers import TinyNet, digits, make_experiment, same_rows
 
 from structnoise import NoisyNeuralNetClassifier
 from structnoise.evaluation import COLUMNS
-from structnoise.sources import FGSM, LinfPGD
+from structnoise.sources import FGSM, Corruption, LinfPGD
 
 
 def test_exact_columns_and_both_protocols(small_run):
@@ -169,7 +169,7 @@ def test_train_source_is_applied_to_the_batch():
     NoisyNeuralNetClassifier(Spy, train_source=GaussianNoise(0.1, random_state=0),
                              train_source_ratio=0.25, max_epochs=1, batch_size=64,
                              train_split=None, verbose=0).fit(X, y)
-    batch = seen[0]
+    batch = next(b for b in seen if len(b) == 64)  # the first training batch, not the probe
     changed = (batch != 0.5).flatten(1).any(1)
     assert int(changed.sum()) == 16  # a quarter of the batch
     with pytest.raises(ValueError, match="train_source_ratio"):
@@ -283,3 +283,42 @@ def test_a_net_refuses_non_finite_images_before_training():
     with pytest.raises(ValueError, match="non-finite"):
         net.partial_fit(torch.as_tensor(X), y)
     assert not hasattr(net, "history_") or not len(net.history_)
+
+
+# ------------------------------------------- bad input, refused before any work
+@pytest.mark.parametrize("params,error,match", [
+    (dict(eval_sources=[Corruption("rotat", 2)]), ValueError,
+     "eval_sources holds Corruption.*Unknown corruption 'rotat'"),
+    (dict(noise_sources=[FGSM(eps=-0.1)]), ValueError,
+     r"noise_sources holds FGSM\(eps=-0.1\), which is not valid"),
+    (dict(eval_sources=[FGSM(eps=0.1, eot_samples=0)]), ValueError, "eot_samples"),
+    (dict(seeds=0), ValueError, r"got the integer 0 \(write \(0,\)"),
+    (dict(noise_epochs=True), ValueError, "noise_epochs must be a positive integer"),
+    (dict(trace_scales={"adverserial": (2.0,)}), ValueError, r"keys must be source kinds"),
+    (dict(eval_sources={"clean": FGSM(eps=0.1)}), ValueError, "labelled 'clean'"),
+    (dict(eval_sources={"worst_case(eps=0.1)": FGSM(eps=0.1)}), ValueError,
+     "the worst case over attacks"),
+    (dict(checks={"n_imgs": 3}), ValueError, r"unknown key\(s\) \['n_imgs'\]"),
+    (dict(noise_layers="fc2"), ValueError, "nothing to retrain"),
+    (dict(y_test="out of range"), ValueError, "y_test holds labels from 10 to 19"),
+    (dict(y_train="strings"), TypeError, "y_train holds <U"),
+])
+def test_bad_configurations_are_refused_before_any_base_network(digits_data, tmp_path, params,
+                                                                error, match):
+    X, y, Xt, yt = digits_data
+    bad_labels = {"out of range": lambda v: v + 10, "strings": lambda v: v.astype(str)}
+    if "y_test" in params:
+        yt = bad_labels[params.pop("y_test")](yt)
+    if "y_train" in params:
+        y = bad_labels[params.pop("y_train")](y)
+    exp = make_experiment(store=str(tmp_path), **params)
+    with pytest.raises(error, match=match):
+        exp.run(X, y, Xt, yt)
+    assert not list(tmp_path.rglob("*.pt"))  # no base network was trained
+
+
+def test_an_evaluation_sources_own_draws_are_said_to_be_overridden(digits_data):
+    exp = make_experiment(eval_sources=[FGSM(eps=0.1, eot_samples=5)], structures=("none",),
+                          base_epochs=1, noise_epochs=1)
+    with pytest.warns(UserWarning, match="sets eot_samples=5; the protocols set the draws"):
+        exp.run(*digits_data)

@@ -501,3 +501,15 @@ def test_a_factor_written_in_place_is_read_again(rng):
         module.factor.mul_(2.0)
     module.reset_generators()
     torch.testing.assert_close(module.sample(4), 2.0 * before, rtol=1e-5, atol=1e-5)
+
+
+def test_pairs_without_features_complex_pairs_and_non_psd_covariances_are_refused():
+    with pytest.raises(ValueError, match="X has 0 features"):
+        StructuredNoiseFitter().fit(np.zeros((5, 2, 0)))
+    with pytest.raises(TypeError, match="complex tensor"):
+        StructuredNoiseFitter().fit(torch.zeros((5, 2, 3), dtype=torch.complex64))
+    # the draws would come from a clipped matrix while covariance_ reported this one
+    with pytest.raises(ValueError, match="positive semi-definite; its smallest eigenvalue is -1"):
+        StructuredNoiseFitter().fit_covariance(-np.eye(3))
+    fitted = StructuredNoiseFitter(random_state=0).fit_covariance(np.diag([1.0, 0.0]))
+    assert fitted.sample(4).shape == (4, 2)  # semi-definite is fine

@@ -11,7 +11,7 @@ from skorch.callbacks import EpochScoring
 from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
 from structnoise.datasets import load_digits_images
 from structnoise.models import DigitsCNN, DigitsMLP
-from structnoise.sources import FGSM, GaussianNoise
+from structnoise.sources import FGSM, Corruption, GaussianNoise
 
 
 @pytest.fixture(scope="module")
@@ -418,3 +418,50 @@ def test_trace_scale_routed_to_the_fitters(digits):
     fitter = net.noise_["body.2"]
     assert fitter.trace_scale == 2.0 and fitter.structure == "diagonal"
     assert np.trace(fitter.covariance_) == pytest.approx(2.0 * 128, rel=1e-6)
+
+
+# ------------------------------------------- bad input, refused before any step
+def _labels_as(kind, y):
+    return {"out of range": y + 5, "floats": y + 0.5, "strings": y.astype(str)}[kind]
+
+
+@pytest.mark.parametrize("case,error,match", [
+    ("images 0-255", ValueError, r"noise_source FGSM\(eps=0.1\).*\[0, 255\]"),
+    ("wrong shape", ValueError, "does not fit the module"),
+    ("float64 images", TypeError, "float64 but the module's parameters are torch.float32"),
+    ("misspelled corruption", ValueError, "noise_source=Corruption.*Unknown corruption 'rotat'"),
+    ("negative eps", ValueError, r"noise_source=FGSM\(eps=-0.1\) is not valid"),
+    ("bad train_source", ValueError, "train_source=.*is not valid"),
+    ("labels out of range", ValueError, "labels from 5 to 14, but the module has 10 outputs"),
+    ("labels floats", TypeError, "y holds float64 values"),
+    ("labels strings", TypeError, "y holds <U"),
+])
+def test_bad_input_is_refused_before_any_training_step(digits, case, error, match):
+    X, y = digits
+    net = make_net()
+    if case == "images 0-255":
+        X = X * 255
+    elif case == "wrong shape":
+        X = np.ascontiguousarray(X[:, :, :4])
+    elif case == "float64 images":
+        X = X.astype(np.float64)
+    elif case == "misspelled corruption":
+        net.set_params(noise_source=Corruption("rotat", 2))
+    elif case == "negative eps":
+        net.set_params(noise_source=FGSM(eps=-0.1))
+    elif case == "bad train_source":
+        net.set_params(train_source=Corruption("blurr", 2), train_source_ratio=0.5)
+    else:
+        y = _labels_as(case.removeprefix("labels "), y)
+    with pytest.raises(error, match=match):
+        net.fit(X, y)
+    assert len(net.history_) == 0  # not one epoch ran
+
+
+def test_predicting_on_nan_images_is_refused(digits):
+    X, y = digits
+    net = make_net(noise=None, noise_source=None, noise_layers=None, max_epochs=1).fit(X, y)
+    X_nan = X[:4].copy()
+    X_nan[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 non-finite value.*meaningless classes"):
+        net.predict(X_nan)

@@ -36,7 +36,16 @@ from ..sources.eot import DEFAULT_EOT_SAMPLES
 from .evaluator import evaluate_network
 from .plan import get_pairing, make_plan
 from .protocols import get_protocols
-from .schema import ANY_SOURCE, CHECK_COLUMNS, COLUMNS, NOISE_FREE, STANDARD, describe_source
+from .schema import (
+    ANY_SOURCE,
+    CHECK_COLUMNS,
+    CLEAN,
+    COLUMNS,
+    NOISE_FREE,
+    STANDARD,
+    WORST_CASE,
+    describe_source,
+)
 from .settings import RunSettings
 from .stacked import StackedTrainer, stacking_obstacle
 from .store import ResultStore, config_hash
@@ -59,6 +68,18 @@ def _as_tuple(value):
     return tuple(value)
 
 
+def _labels(y, n_samples, name):
+    """Integer class labels, one per image (the library's error for anything else)."""
+    array = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} holds {array.dtype} values; expected integer class labels "
+                        "0..C-1 (encode them first, e.g. sklearn.preprocessing.LabelEncoder).")
+    try:
+        return validate_labels(array, n_samples)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
 def _labelled(sources, name):
     """``((label, source), ...)`` from a list or a dict of sources, checked."""
     if isinstance(sources, ModificationSource) or sources is None:
@@ -76,10 +97,25 @@ def _labelled(sources, name):
                             "source (e.g. FGSM(eps=0.1) or Corruption('rotate', 3)).")
         # the source's own parameter checks (an ensemble's members included),
         # before any training rather than when the source first runs
-        source._validate_params()
+        try:
+            source._validate_params()
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name} holds {source!r}, which is not valid: {exc}") from None
         if label is not None and (not isinstance(label, str) or not label):
             raise ValueError(f"{name}'s labels must be non-empty strings; got {label!r}.")
         out.append((describe_source(source, label)["label"], source))
+    for label, source in out:
+        if label == CLEAN or label.startswith(WORST_CASE):
+            raise ValueError(
+                f"{name} has a source labelled {label!r}, which the rows keep for "
+                f"{'the clean images' if label == CLEAN else 'the worst case over attacks'}: "
+                "name it otherwise (a dict label -> source).")
+        draws = source.get_params(deep=False).get("eot_samples")
+        if name == "eval_sources" and draws not in (None, 1):
+            warnings.warn(
+                f"eval_sources' {label} sets eot_samples={draws}; the protocols set the "
+                "draws of every attack (paper: 1, eot: the experiment's eot_samples), so "
+                "its own value is not used.", UserWarning, stacklevel=4)
     labels = [label for label, _ in out]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
@@ -273,7 +309,11 @@ reg_covar=1e-4)
         if ts is None:
             ts = {"adversarial": (2.0,), "naturalistic": (0.5,)}
         if isinstance(ts, dict):
-            return tuple(ts.get(kind, (None,)))
+            unknown = [k for k in ts if k not in _KINDS]
+            if unknown:
+                raise ValueError(f"trace_scales' keys must be source kinds {_KINDS}; got "
+                                 f"{unknown} (a kind left out gets unscaled noise).")
+            return _as_tuple(ts.get(kind, (None,)))
         return _as_tuple(ts)
 
     def _check_params(self):
@@ -304,7 +344,8 @@ reg_covar=1e-4)
                                              or self.pair_images < 2):
             raise ValueError(f"pair_images must be None (all training images) or an integer "
                              f">= 2; got {self.pair_images!r}.")
-        if not isinstance(self.noise_epochs, Integral) or self.noise_epochs < 1:
+        if not isinstance(self.noise_epochs, Integral) or isinstance(self.noise_epochs, bool) \
+                or self.noise_epochs < 1:
             raise ValueError(f"noise_epochs must be a positive integer (the noise is installed "
                              f"and the layers retrained in them); got {self.noise_epochs!r}.")
         for item in self.augmentations:
@@ -313,12 +354,28 @@ reg_covar=1e-4)
                     and 0 < item[1] <= 1):
                 raise ValueError("augmentations must be (source, ratio) pairs with a ratio in "
                                  f"(0, 1]; got {item!r}.")
+            item[0]._validate_params()
         if self.augmentations and not (isinstance(self.augment_noise, Integral)
                                        and 0 <= self.augment_noise < len(noise_sources)):
             raise ValueError(f"augment_noise must index noise_sources; got {self.augment_noise!r}.")
         if self.checks is not None and not isinstance(self.checks, dict):
             raise TypeError(f"checks must be None or a dict of run_checks settings; got "
                             f"{type(self.checks).__name__}.")
+        if self.checks is not None:
+            import inspect
+
+            from .checks import run_checks
+
+            known = {"n_images"} | {
+                p for p in inspect.signature(run_checks).parameters if p not in ("net", "X",
+                                                                                 "y")}
+            unknown = sorted(set(self.checks) - known)
+            if unknown:
+                raise ValueError(f"checks has unknown key(s) {unknown}; known: {sorted(known)}.")
+        if isinstance(self.seeds, Integral):
+            raise ValueError(f"seeds must be a tuple of distinct integers, one base network "
+                             f"each, e.g. (0, 1, 2); got the integer {self.seeds!r} (write "
+                             f"({self.seeds!r},) for that one seed).")
         seeds = _as_tuple(self.seeds)
         if not seeds or not all(isinstance(s, Integral) and not isinstance(s, bool)
                                 for s in seeds) or len(set(seeds)) < len(seeds):
@@ -340,10 +397,21 @@ reg_covar=1e-4)
             net.initialize()
         check_layers(net.module_, list(layers))
         try:
-            return net, module_widths(net, layers, X)
+            widths = module_widths(net, layers, X)
+            with torch.no_grad():
+                n_outputs = net.module_(torch.as_tensor(X[:2]).to(net.device)).shape[-1]
         except RuntimeError as exc:  # torch's shape errors
             raise ValueError(f"The training images of shape {tuple(X.shape)} do not fit the "
                              f"module {type(net.module_).__name__}: {exc}") from exc
+        # the paper's retraining needs a layer with parameters after the noise
+        # site: known from a forward pass, so checked here and not after the
+        # base networks
+        retrain = clone(self.net).set_params(verbose=0, noise=None, noise_source=None,
+                                             noise_layers=list(layers), noise_retrain="after")
+        with scoped_seed(0, retrain.device):  # a DataLoader draws its base seed
+            retrain.initialize()
+            retrain.retraining_layers(X[:2])
+        return net, widths, int(n_outputs)
 
     def _engine(self, net, layers, X):
         """The engine that runs: "stacked" where the module can be split, else "sequential"."""
@@ -364,14 +432,20 @@ reg_covar=1e-4)
         """Validated data, settings and plan: every check before any training."""
         params = self._check_params()
         Xtr = validate_images(X_train).float()
-        ytr = validate_labels(np.asarray(y_train), Xtr.shape[0])
+        ytr = _labels(y_train, Xtr.shape[0], "y_train")
         Xte = validate_images(X_test).float()
-        yte = validate_labels(np.asarray(y_test), Xte.shape[0])
+        yte = _labels(y_test, Xte.shape[0], "y_test")
         if tuple(Xte.shape[1:]) != tuple(Xtr.shape[1:]):
             raise ValueError(f"X_test's images are {tuple(Xte.shape[1:])}, X_train's "
                              f"{tuple(Xtr.shape[1:])}: they must have the same shape.")
         data = (Xtr.numpy(), ytr.numpy(), Xte.numpy(), yte.numpy())
-        untrained, widths = self._untrained(params["layers"], data[0])
+        untrained, widths, n_outputs = self._untrained(params["layers"], data[0])
+        for name, labels in (("y_train", data[1]), ("y_test", data[3])):
+            if len(labels) and (labels.min() < 0 or labels.max() >= n_outputs):
+                raise ValueError(
+                    f"{name} holds labels from {labels.min()} to {labels.max()}, but the "
+                    f"module has {n_outputs} outputs: expected class labels "
+                    f"0..{n_outputs - 1}.")
         self.engine_ = self._engine(untrained, params["layers"], data[0])
         settings = RunSettings(
             net=self.net, layers=params["layers"], widths=widths, noise=params["noise"],
