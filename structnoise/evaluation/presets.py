@@ -14,6 +14,13 @@ import numpy as np
 __all__ = ["Preset", "PRESETS", "get_preset", "paper_attacks", "PAPER_NUMBERS",
            "PAPER_MODIFICATIONS", "ADEQUACY_REFERENCES"]
 
+#: PaperCNN's noise sites L (``models.PaperCNN.NOISE_SITES``' keys), for the
+#: command line to check ``--layers`` before torch loads (tested equal)
+NOISE_SITE_LEVELS = (1, 2, 3, 4, 5)
+
+#: the presets that run on FashionMNIST's files when given ``data_dir``
+PRESETS_WITH_DATA_DIR = ("adequacy", "default", "paper")
+
 #: the paper's ten modifications: name -> "severity" (1-5) or "strength" (s)
 PAPER_MODIFICATIONS = {
     "brightness": "severity", "contrast": "severity", "gaussian_noise": "severity",

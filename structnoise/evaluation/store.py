@@ -16,7 +16,10 @@ and the store's format) is hashed; its results live in ``<store>/<hash>/``:
 
 Every file is written to a temporary file in the same directory and moved
 into place with :func:`os.replace`, so a killed run leaves whole files or
-none, and loses at most the networks in flight. A file that cannot be read
+none, and loses at most the networks in flight. Every file also ends in a
+seal, a last line with the SHA-256 and the length of what precedes it,
+checked on every read: a file cut or altered anywhere (by a full disk, a
+copy, a hand) is never read as data. A file that cannot be read
 back, or is not what the plan expects (outcomes that disagree with their
 rows' accuracies included), is named in a warning, removed and computed
 again. A network stored without outcomes (by an older version) keeps its
@@ -35,10 +38,12 @@ import pandas as pd
 
 from .schema import CHECK_COLUMNS, COLUMNS
 
-__all__ = ["ResultStore", "config_hash", "write_atomic", "STORE_FORMAT"]
+__all__ = ["ResultStore", "config_hash", "write_atomic", "write_sealed", "read_sealed",
+           "STORE_FORMAT"]
 
 #: the layout of the files; part of the hash, so an older layout is never mixed in
-STORE_FORMAT = 2
+#: (3: every file sealed with its checksum and length; per-image outcomes)
+STORE_FORMAT = 3
 _TEMP_PREFIX = ".tmp-"
 #: parameters that do not change the results
 _NOT_HASHED = ("n_jobs", "verbose", "store")
@@ -174,11 +179,89 @@ def _typed(frame, columns):
     return frame.reset_index(drop=True)
 
 
-def _read_frame(path, columns):
-    frame = pd.read_csv(path, keep_default_na=False, na_values={
+def _read_frame(data, columns):
+    frame = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values={
         c: ["", "nan", "NaN"] for c in columns if c not in _TEXT}, dtype={
         c: str for c in columns if c in _TEXT})
     return _typed(frame, columns)
+
+
+_SEAL_PREFIX = b"\n#structnoise-seal sha256="
+#: the seal's length: prefix, 64 hex digits, " length=", 20 digits, newline
+_SEAL_SIZE = len(_SEAL_PREFIX) + 64 + len(b" length=") + 20 + 1
+
+
+def _seal(data):
+    """``data`` followed by its seal line (SHA-256 and length)."""
+    digest = hashlib.sha256(data).hexdigest().encode()
+    return data + _SEAL_PREFIX + digest + b" length=" + b"%020d" % len(data) + b"\n"
+
+
+def _unseal(raw):
+    """What a sealed file holds; ValueError when the seal is missing or does not match."""
+    if len(raw) < _SEAL_SIZE or not raw[-_SEAL_SIZE:].startswith(_SEAL_PREFIX):
+        raise ValueError(f"its seal is missing ({len(raw)} bytes): the file was cut")
+    data, seal = raw[:-_SEAL_SIZE], raw[-_SEAL_SIZE:]
+    digest, _, length = seal[len(_SEAL_PREFIX):].strip().partition(b" length=")
+    if not length.isdigit() or int(length) != len(data):
+        raise ValueError(f"it holds {len(data)} bytes where its seal says {length.decode()!r}")
+    if hashlib.sha256(data).hexdigest().encode() != digest:
+        raise ValueError("its checksum does not match its contents")
+    return data
+
+
+def read_sealed(path):
+    r"""The contents of a file written by :func:`write_sealed`, checked whole.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    data : bytes
+        What was written, without the seal.
+
+    Raises
+    ------
+    ValueError
+        When the file is cut or altered (seal missing, length or checksum off).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from structnoise.evaluation.store import read_sealed, write_sealed
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.csv")
+    >>> write_sealed(path, b"a,b\n1,2\n")
+    >>> read_sealed(path)
+    b'a,b\n1,2\n'
+    """
+    with open(path, "rb") as fh:
+        return _unseal(fh.read())
+
+
+def write_sealed(path, data):
+    r"""Write ``data`` atomically, followed by a seal line: its SHA-256 and length.
+
+    Parameters
+    ----------
+    path : str
+        The file's final path.
+    data : bytes
+        The contents (:func:`read_sealed` gives them back, checked).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from structnoise.evaluation.store import write_sealed
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.csv")
+    >>> write_sealed(path, b"x\n")
+    >>> open(path, "rb").read().startswith(b"x\n\n#structnoise-seal sha256=")
+    True
+    """
+    sealed = _seal(bytes(data))
+    write_atomic(path, lambda fh: fh.write(sealed))
 
 
 class ResultStore:
@@ -244,8 +327,9 @@ class ResultStore:
             return
         import torch
 
-        write_atomic(self._file("bases", f"seed{int(seed)}.pt"),
-                     lambda fh: torch.save(state, fh))
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_sealed(self._file("bases", f"seed{int(seed)}.pt"), buffer.getvalue())
 
     def load_base(self, seed):
         """The base network of ``seed``, or None (missing or damaged)."""
@@ -257,10 +341,38 @@ class ResultStore:
         import torch
 
         try:
-            return torch.load(path, weights_only=True)
-        except Exception as exc:  # torch raises RuntimeError, pickle's errors, EOFError...
+            return torch.load(io.BytesIO(read_sealed(path)), weights_only=True)
+        except Exception as exc:  # the seal, torch's RuntimeError, pickle's errors...
             self._damaged(path, f"{type(exc).__name__}: {exc}")
             return None
+
+    def check_base(self, seed):
+        """Whether the stored base of ``seed`` is whole (a damaged one is named and removed).
+
+        For a base no network needs any more: it is checked all the same, so
+        that no damaged file stays in the store unreported.
+
+        Parameters
+        ----------
+        seed : int
+            The seed.
+
+        Returns
+        -------
+        whole : bool or None
+            None when no base is stored for ``seed``.
+        """
+        if not self.persistent:
+            return None if int(seed) not in self._bases else True
+        path = self._file("bases", f"seed{int(seed)}.pt")
+        if not os.path.exists(path):
+            return None
+        try:
+            read_sealed(path)
+        except (OSError, ValueError) as exc:
+            self._damaged(path, f"{type(exc).__name__}: {exc}")
+            return False
+        return True
 
     # --------------------------------------------------------------- networks
     def save_network(self, key, rows, check_rows=(), outcomes=None):
@@ -287,14 +399,11 @@ class ResultStore:
             return
         name = _key_name(key) + ".csv"
         if outcomes is not None:
-            data = _pack_outcomes(outcomes)
-            write_atomic(self._file("outcomes", _key_name(key) + ".npz"),
-                         lambda fh: fh.write(data))
+            write_sealed(self._file("outcomes", _key_name(key) + ".npz"),
+                         _pack_outcomes(outcomes))
         if checks is not None:
-            text = checks.to_csv(index=False).encode()
-            write_atomic(self._file("checks", name), lambda fh: fh.write(text))
-        text = rows.to_csv(index=False).encode()
-        write_atomic(self._file("networks", name), lambda fh: fh.write(text))
+            write_sealed(self._file("checks", name), checks.to_csv(index=False).encode())
+        write_sealed(self._file("networks", name), rows.to_csv(index=False).encode())
 
     def load_network(self, key, n_rows=None, with_checks=False):
         """``(rows, checks, outcomes)`` of a stored network, or None (missing, damaged, incomplete).
@@ -325,8 +434,8 @@ class ResultStore:
         if not os.path.exists(path):
             return None
         try:
-            rows = _read_frame(path, COLUMNS)
-        except Exception as exc:  # pandas' parser errors, missing columns
+            rows = _read_frame(read_sealed(path), COLUMNS)
+        except Exception as exc:  # the seal, pandas' parser errors, missing columns
             self._damaged(path, f"{type(exc).__name__}: {exc}")
             return None
         if n_rows is not None and len(rows) != n_rows:
@@ -339,7 +448,7 @@ class ResultStore:
         if with_checks:
             check_path = self._file("checks", name)
             try:
-                checks = _read_frame(check_path, CHECK_COLUMNS)
+                checks = _read_frame(read_sealed(check_path), CHECK_COLUMNS)
             except FileNotFoundError:
                 self._damaged(path, "its obfuscation checks are missing")
                 return None
@@ -351,8 +460,7 @@ class ResultStore:
         outcome_path = self._file("outcomes", _key_name(key) + ".npz")
         if os.path.exists(outcome_path):
             try:
-                with open(outcome_path, "rb") as fh:
-                    outcomes = _unpack_outcomes(fh.read())
+                outcomes = _unpack_outcomes(read_sealed(outcome_path))
                 _check_outcomes(outcomes, rows)
             except Exception as exc:  # a cut or altered archive, or disagreeing rows
                 self._damaged(outcome_path, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,48 @@
+"""structnoise.evaluation.__main__: every bad flag is an argparse error before any data loads."""
+
+import pytest
+
+import structnoise.datasets
+from structnoise.evaluation.__main__ import main
+from structnoise.evaluation.presets import NOISE_SITE_LEVELS
+from structnoise.models import PaperCNN
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("data was loaded before the flags were checked")
+
+    for name in ("load_mnist", "load_fashion_mnist", "load_digits_images"):
+        monkeypatch.setattr(structnoise.datasets, name, refuse)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--eps", "garbage"], "argument --eps: expected comma-separated positive budgets"),
+    (["--preset", "paper", "--eps", "0.1,-1"], "'-1' is not one"),
+    (["--preset", "paper", "--seeds", "0"], "argument --seeds: expected a positive integer"),
+    (["--preset", "paper", "--n-test", "x"], "argument --n-test: expected a positive integer"),
+    (["--device", "gpu"], "argument --device: expected cpu, cuda or cuda:N"),
+    (["--preset", "paper", "--layers", "9"], "PaperCNN's noise sites are L = 1, 2, 3, 4, 5"),
+    (["--preset", "paper", "--modifications", "rotat"], "'rotat' is not one"),
+    (["--preset", "paper", "--trace-scales", "x"], "positive trace scales or 'none'"),
+    (["--n-jobs", "0"], "expected a non-zero integer"),
+    (["--seeds", "3"], "the default preset is fixed"),
+    (["--preset", "tiny", "--data-dir", "."], "--data-dir is not used by --preset tiny"),
+    (["--data-dir", "/nonexistent/fashion"], "is not a directory"),
+    (["--out", __file__], "is a file; expected a directory"),
+])
+def test_bad_flags_are_one_line_errors_before_any_data(no_data, capsys, tmp_path, argv,
+                                                       message):
+    if "--out" not in argv:
+        argv = argv + ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("python -m structnoise.evaluation: error:")
+
+
+def test_the_noise_sites_the_command_line_knows_are_papercnns():
+    assert tuple(sorted(PaperCNN.NOISE_SITES)) == NOISE_SITE_LEVELS
