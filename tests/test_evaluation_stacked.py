@@ -304,3 +304,46 @@ def test_the_moved_noise_gives_the_same_network_in_distribution():
     cov_a, cov_b = np.cov(samples[False].T), np.cov(samples[True].T)
     assert mean_gap < 0.05
     assert np.linalg.norm(cov_a - cov_b) / np.linalg.norm(cov_a) < 0.05
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_stack_killed_after_an_epoch_resumes_to_the_same_weights(setup, tmp_path):
+    from structnoise.evaluation.store import ResultStore
+
+    settings, base, plans, noises, (X, y, _, _) = setup
+    settings = dataclasses.replace(settings, noise_epochs=3)
+    trainer = StackedTrainer()
+    whole = trainer.train_networks(settings, plans, base, noises, X, y, order_seed=3)
+
+    class KilledAfter(ResultStore):
+        """A store whose run is killed once epoch ``last`` is checkpointed."""
+
+        last = 0
+
+        def save_checkpoint(self, name, state):
+            super().save_checkpoint(name, state)
+            if state["epoch"] == self.last:
+                raise _Killed
+
+    store = KilledAfter(str(tmp_path), "abc")
+    for last in (0, 1):  # two kills, each after one more epoch: progress each time
+        store.last = last
+        with pytest.raises(_Killed):
+            trainer.train_networks(settings, plans, base, noises, X, y, order_seed=3,
+                                   checkpoint=(store, "stack-seed0"))
+        assert store.load_checkpoint("stack-seed0")["epoch"] == last
+    store.last = -1
+    resumed = trainer.train_networks(settings, plans, base, noises, X, y, order_seed=3,
+                                     checkpoint=(store, "stack-seed0"))
+    for (a, _), (b, _) in zip(whole, resumed, strict=True):
+        for name, value in _weights(a).items():
+            torch.testing.assert_close(_weights(b)[name], value, rtol=0, atol=0)
+    # a stack of fewer networks (some stored since) takes its part of the checkpoint
+    part = trainer.train_networks(settings, plans[1:3], base, noises[1:3], X, y, order_seed=3,
+                                  checkpoint=(store, "stack-seed0"))
+    for (a, _), (b, _) in zip(whole[1:3], part, strict=True):
+        for name, value in _weights(a).items():
+            torch.testing.assert_close(_weights(b)[name], value, rtol=0, atol=0)

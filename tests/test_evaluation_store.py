@@ -1,5 +1,6 @@
 """structnoise.evaluation.store: nothing lost, nothing mixed, damage found and recomputed."""
 
+import io
 import os
 import signal
 import subprocess
@@ -11,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from evaluation_helpers import make_experiment, same_rows
 
-from structnoise.evaluation.store import ResultStore, write_atomic
+from structnoise.evaluation.store import ResultStore, read_sealed, write_atomic
 
 TESTS = Path(__file__).parent
 
@@ -222,3 +224,77 @@ def test_a_damaged_base_whose_networks_are_all_stored_is_named_and_trained_again
     assert again.n_networks_trained_ == 1  # the base alone: every network was stored
     assert base.read_bytes() == whole  # trained again to the same weights
     same_rows(rows, reference)
+
+
+_STACK_RUN = textwrap.dedent("""
+    import sys, time
+    import structnoise.evaluation.stacked as stacked
+
+    step = stacked._train_step
+
+    def slow_step(*args):  # slow enough for a kill to land inside the retraining
+        time.sleep(0.02)
+        return step(*args)
+
+    stacked._train_step = slow_step
+    import torch
+    from structnoise import NoisyNeuralNetClassifier, StructuredNoiseFitter
+    from structnoise.evaluation import Experiment
+    from structnoise.evaluation.presets import _digits28
+    from structnoise.models import PaperCNN
+    from structnoise.sources import GaussianNoise
+
+    net = NoisyNeuralNetClassifier(PaperCNN, optimizer=torch.optim.Adam, lr=1e-3, batch_size=64,
+                                   train_split=None, noise_ensemble=2, verbose=0)
+    exp = Experiment(net, "body.tanh2", [GaussianNoise(0.3)], [GaussianNoise(0.3)],
+                     noise=StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
+                     protocols=("paper",), seeds=(0,), base_epochs=1, noise_epochs=5,
+                     engine="stacked", store=sys.argv[1], verbose=0)
+    rows = exp.run(*_digits28(320, 40)())
+    rows.to_csv(sys.argv[2], index=False)
+""")
+
+
+@pytest.mark.slow
+def test_kills_inside_a_seeds_stacked_retraining_make_progress(tmp_path):
+    """SIGKILL inside the retraining, after one more finished epoch each time: no kill loses
+    a finished epoch, and the rerun ends with the rows of a run never killed."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]))
+
+    def run(store, out):
+        return subprocess.Popen([sys.executable, "-c", _STACK_RUN, str(store), str(out)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    proc = run(tmp_path / "straight", tmp_path / "straight.csv")
+    assert proc.wait(timeout=600) == 0, proc.communicate()[1]
+    store = tmp_path / "killed"
+
+    def epoch():
+        paths = list(store.glob("*/checkpoints/stack-seed0.pt"))
+        if not paths:
+            return -1
+        # read, not through a ResultStore: opening one clears the run's temporary files
+        try:
+            state = torch.load(io.BytesIO(read_sealed(str(paths[0]))), weights_only=True)
+        except (OSError, ValueError):  # replaced between the glob and the read
+            return -1
+        return state["epoch"]
+
+    reached = []
+    for target in (0, 1, 2):
+        proc = run(store, tmp_path / "killed.csv")
+        deadline = time.perf_counter() + 300
+        while epoch() < target and proc.poll() is None and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        assert proc.poll() is None, "the run ended before its kill"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        reached.append(epoch())
+    # each rerun started from the last checkpoint and finished one more epoch
+    assert reached == sorted(reached) and reached[-1] >= 2 and len(set(reached)) == 3
+    proc = run(store, tmp_path / "killed.csv")
+    assert proc.wait(timeout=600) == 0, proc.communicate()[1]
+    assert epoch() == -1  # removed once the seed's networks are stored
+    same_rows(pd.read_csv(tmp_path / "killed.csv").fillna({"eval_strength_unit": ""}),
+              pd.read_csv(tmp_path / "straight.csv").fillna({"eval_strength_unit": ""}))

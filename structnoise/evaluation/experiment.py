@@ -579,9 +579,12 @@ def _run_seed(trainer, settings, plans, base_state, data, store):
         if p.shared:
             noises[p.key] = trainer.fitted_noise(settings, p, None)
     stack = [p for p in plans if p.augment is None]
+    # the stack's state at each epoch's end: a killed run resumes from there
+    checkpoint = (store, f"stack-seed{seed}") if store.persistent else None
     trained = dict(zip([p.key for p in stack], trainer.train_networks(
         settings, stack, base_state, [noises[p.key] for p in stack], Xtr, ytr,
-        order_seed=derive_seed(seed, "stacked-order")), strict=True)) if stack else {}
+        order_seed=derive_seed(seed, "stacked-order"), checkpoint=checkpoint),
+        strict=True)) if stack else {}
     for plan in plans:
         if plan.key not in trained:  # augmentation baselines attack the full net in training
             trained[plan.key] = trainer.train_network(settings, plan, base_state,
@@ -599,6 +602,8 @@ def _run_seed(trainer, settings, plans, base_state, data, store):
         if store.persistent:
             store.save_network(plan.key, rows, check_rows, outcomes)
         done.append((plan.key, rows, check_rows, outcomes))
+    if checkpoint is not None:
+        store.remove_checkpoint(checkpoint[1])  # every network of the seed is stored
     return done
 
 

@@ -199,8 +199,16 @@ class StackedTrainer(SequentialTrainer):
         front, _ = split_module(self.base_net(settings, base_state).module_, settings.layers[0])
         return front.eval()
 
-    def train_networks(self, settings, plans, base_state, noises, X, y, order_seed):
+    def train_networks(self, settings, plans, base_state, noises, X, y, order_seed,
+                       checkpoint=None):
         """Retrain ``plans`` together; returns ``[(net, seconds), ...]`` in their order.
+
+        With a ``checkpoint``, the stack's state (weights, optimizer, the
+        shared order's and every network's noise stream) is saved at the end
+        of each epoch, and a stack that finds one starts after its epoch: a
+        killed run loses at most the epoch in flight, and resumes to the
+        same weights as a run never killed (tested). A checkpoint of a larger
+        stack serves a part of it (networks of the seed stored since).
 
         Parameters
         ----------
@@ -218,6 +226,8 @@ class StackedTrainer(SequentialTrainer):
             Seed of the batch order the stack shares. None (one network
             only): the network's own retraining seed, so that it takes
             exactly the sequential engine's steps.
+        checkpoint : tuple of (ResultStore, str), default=None
+            The store and the name the stack's checkpoint is kept under.
         """
         from torch.func import functional_call, stack_module_state, vmap
 
@@ -256,7 +266,14 @@ class StackedTrainer(SequentialTrainer):
             shuffle = bool(settings.net.get_params_for("iterator_train").get("shuffle", False))
             n, batch = len(H), int(settings.net.batch_size)
             batch = n if batch == -1 else batch
-            for _ in range(int(settings.noise_epochs)):
+            keys = [repr(p.key) for p in plans]
+            noise_modules = [(getattr(net, "noise_modules_", None) or {}).get(layer)
+                             for net in nets]
+            first = 0
+            if checkpoint is not None:
+                first = _resume(checkpoint[0].load_checkpoint(checkpoint[1]), keys, params,
+                                buffers, optimizer, noise_modules, H.device)
+            for epoch in range(first, int(settings.noise_epochs)):
                 # the draws skorch's DataLoader makes from the global stream at each
                 # epoch: its iterator's base seed (unused without workers), then,
                 # when it shuffles, its RandomSampler's seed
@@ -278,6 +295,9 @@ class StackedTrainer(SequentialTrainer):
                                                                          alpha=d[0])
                                              for d in draws])
                         _train_step(stacked, params, buffers, noisy, yb, criterion, optimizer)
+                if checkpoint is not None:
+                    checkpoint[0].save_checkpoint(checkpoint[1], _stack_state(
+                        epoch, keys, params, buffers, optimizer, noise_modules, H.device))
             with torch.no_grad():
                 for k, back in enumerate(backs):
                     state = {name: value[k] for name, value in {**params, **buffers}.items()}
@@ -499,6 +519,49 @@ def _site_noise(net, layer, training):
     if noise is None or control is None or not control.active(training):
         return None
     return noise, control.scale * noise.scale
+
+
+def _stack_state(epoch, keys, params, buffers, optimizer, noise_modules, device):
+    """Everything the stack's next epoch depends on, as plain tensors and values."""
+    state = {"epoch": int(epoch), "keys": list(keys),
+             "params": {k: v.detach().clone() for k, v in params.items()},
+             "buffers": {k: v.detach().clone() for k, v in buffers.items()},
+             "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+             "noise": [None if m is None else m.generator_state() for m in noise_modules]}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _resume(state, keys, params, buffers, optimizer, noise_modules, device):
+    """Load a checkpoint into the stack; returns the first epoch still to run (0: none)."""
+    if state is None or not set(keys) <= set(state["keys"]):
+        return 0  # another stack's (a changed plan): start afresh, it is overwritten
+    rows = torch.tensor([state["keys"].index(k) for k in keys])
+    whole = len(state["keys"])
+
+    def part(value):
+        # the stacked tensors (and Adam's moments of them) have one row per network
+        if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == whole:
+            return value.index_select(0, rows)
+        return value
+
+    with torch.no_grad():
+        for target, saved in ((params, state["params"]), (buffers, state["buffers"])):
+            for name, value in target.items():
+                value.copy_(part(saved[name]))
+    saved_opt = state["optimizer"]
+    optimizer.load_state_dict({
+        "state": {i: {k: part(v) for k, v in st.items()} for i, st in
+                  saved_opt["state"].items()},
+        "param_groups": saved_opt["param_groups"]})
+    torch.set_rng_state(state["rng"])
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    for module, i in zip(noise_modules, rows.tolist(), strict=True):
+        if module is not None and state["noise"][i] is not None:
+            module.set_generator_state(state["noise"][i])
+    return int(state["epoch"]) + 1
 
 
 def _train_step(stacked, params, buffers, noisy, y, criterion, optimizer):

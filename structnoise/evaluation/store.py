@@ -8,6 +8,10 @@ and the store's format) is hashed; its results live in ``<store>/<hash>/``:
     a readable record of the configuration;
 ``bases/seed<k>.pt``
     each seed's base network, written as soon as it is trained;
+``checkpoints/<name>.pt``
+    the stacked engine's retraining state of a seed at its last finished
+    epoch (weights, optimizer, random streams), removed once the seed's
+    networks are stored;
 ``networks/<key>.csv``, ``checks/<key>.csv`` and ``outcomes/<key>.npz``
     each network's rows, obfuscation-check records and per-image outcomes
     (which test images it got right, per evaluation and protocol, as packed
@@ -293,7 +297,7 @@ class ResultStore:
         if root is None:
             return
         self.path = os.path.join(os.fspath(root), digest)
-        for sub in ("bases", "networks", "checks", "outcomes"):
+        for sub in ("bases", "networks", "checks", "outcomes", "checkpoints"):
             os.makedirs(os.path.join(self.path, sub), exist_ok=True)
             # temporary files of a killed run: never complete, never read
             for name in os.listdir(os.path.join(self.path, sub)):
@@ -373,6 +377,50 @@ class ResultStore:
             self._damaged(path, f"{type(exc).__name__}: {exc}")
             return False
         return True
+
+    # ------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, name, state):
+        """Keep a training checkpoint (a dict of tensors and plain values), sealed.
+
+        The stacked engine writes one per seed at the end of each retraining
+        epoch (:meth:`~structnoise.evaluation.stacked.StackedTrainer.train_networks`),
+        so a killed run resumes from the last finished epoch. In memory
+        (``root=None``) nothing is kept.
+
+        Parameters
+        ----------
+        name : str
+            The checkpoint's name (a file name).
+        state : dict
+            What :meth:`load_checkpoint` gives back.
+        """
+        if not self.persistent:
+            return
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_sealed(self._file("checkpoints", f"{name}.pt"), buffer.getvalue())
+
+    def load_checkpoint(self, name):
+        """A checkpoint written by :meth:`save_checkpoint`, or None (missing or damaged)."""
+        if not self.persistent:
+            return None
+        path = self._file("checkpoints", f"{name}.pt")
+        if not os.path.exists(path):
+            return None
+        import torch
+
+        try:
+            return torch.load(io.BytesIO(read_sealed(path)), weights_only=True)
+        except Exception as exc:  # the seal, torch's and pickle's errors
+            self._damaged(path, f"{type(exc).__name__}: {exc}")
+            return None
+
+    def remove_checkpoint(self, name):
+        """Drop a checkpoint whose work is stored for good."""
+        if self.persistent and os.path.exists(self._file("checkpoints", f"{name}.pt")):
+            os.remove(self._file("checkpoints", f"{name}.pt"))
 
     # --------------------------------------------------------------- networks
     def save_network(self, key, rows, check_rows=(), outcomes=None):
