@@ -17,6 +17,7 @@ The result is one tidy DataFrame (:data:`COLUMNS`).
 """
 
 import sys
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -35,6 +36,7 @@ from ..sources.base import ModificationSource
 from ..sources.eot import DEFAULT_EOT_SAMPLES
 from .evaluator import evaluate_network
 from .plan import get_pairing, make_plan
+from .progress import ProgressLog
 from .protocols import get_protocols
 from .schema import (
     ANY_SOURCE,
@@ -224,7 +226,10 @@ reg_covar=1e-4)
         rerun computes only what is missing or damaged, and a different
         configuration gets its own subdirectory (its hash).
     verbose : int, default=1
-        Progress bars (on a terminal).
+        0: silent; 1: a progress bar on a terminal, and one line per finished
+        step (each base network, each retraining epoch with the time left,
+        each network's evaluation) on stderr
+        (:class:`~structnoise.evaluation.progress.ProgressLog`).
 
     Attributes
     ----------
@@ -496,6 +501,9 @@ reg_covar=1e-4)
         n_protocols = len(settings.protocols)
         todo = [p for p in plans if store.load_network(
             p.key, p.n_rows(n_protocols), with_checks=p.check) is None]
+        log = ProgressLog(self.verbose)
+        log(f"{len(plans)} networks planned over {len(_as_tuple(self.seeds))} seed(s), "
+            f"{len(todo)} to train and evaluate ({self.engine_} engine)")
         trainer = StackedTrainer() if self.engine_ == "stacked" else SequentialTrainer()
         self.n_networks_trained_ = 0
         bases = {s: store.load_base(s) for s in sorted({p.seed for p in todo})}
@@ -504,12 +512,13 @@ reg_covar=1e-4)
         # named and trained again, never left in the store unreported
         missing += [s for s in sorted(set(_as_tuple(self.seeds)) - set(bases))
                     if store.check_base(s) is False]
-        trained = Parallel(n_jobs=self.n_jobs)(
+        trained = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(_train_base)(trainer, settings, s, data, store) for s in missing)
         for s, state in zip(missing, trained, strict=True):
             if not store.persistent:
                 store.save_base(s, state)
             bases[s] = state
+            log(f"seed {s}: base network trained ({settings.base_epochs} epoch(s))")
         self.n_networks_trained_ += len(missing)
         # the sequential engine's jobs: networks sharing a source's activation
         # pairs; the stacked engine's: every network of a seed, trained together
@@ -518,7 +527,7 @@ reg_covar=1e-4)
             groups.setdefault(p.seed if self.engine_ == "stacked" else p.group, []).append(p)
         job = _run_seed if self.engine_ == "stacked" else _run_group
         results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(job)(trainer, settings, group, bases[group[0].seed], data, store)
+            delayed(job)(trainer, settings, group, bases[group[0].seed], data, store, log)
             for group in groups.values())
         for done in progress(results, total=len(groups), verbose=self.verbose,
                              desc="network groups"):
@@ -562,7 +571,25 @@ def _train_base(trainer, settings, seed, data, store):
     return state
 
 
-def _run_seed(trainer, settings, plans, base_state, data, store):
+def _network_name(plan):
+    """A network as a progress line names it."""
+    tr = "" if plan.trace_scale is None or plan.trace_scale != plan.trace_scale else \
+        f", tr {plan.trace_scale:g}"
+    if plan.structure == "none":
+        return "the noise-free network"
+    if plan.noise_family == ANY_SOURCE:
+        return f"{plan.structure} noise{tr}"
+    return f"{plan.structure} noise from {plan.noise_label}{tr}"
+
+
+def _evaluated(log, plan, rows, seconds):
+    """The line of one evaluated network."""
+    attacks = sum(r["eval_kind"] == "adversarial" for r in rows)
+    log(f"seed {plan.seed}: evaluated {_network_name(plan)} ({len(rows)} rows, {attacks} "
+        f"attack rows, {seconds:.0f} s)")
+
+
+def _run_seed(trainer, settings, plans, base_state, data, store, log=None):
     """Train every network of a seed together (stacked engine), then evaluate each."""
     Xtr, ytr, Xte, yte = data
     seed = plans[0].seed
@@ -578,13 +605,17 @@ def _run_seed(trainer, settings, plans, base_state, data, store):
     for p in plans:
         if p.shared:
             noises[p.key] = trainer.fitted_noise(settings, p, None)
+    log = log or ProgressLog(0)
+    log(f"seed {seed}: noise fitted for {len(plans)} networks")
     stack = [p for p in plans if p.augment is None]
     # the stack's state at each epoch's end: a killed run resumes from there
     checkpoint = (store, f"stack-seed{seed}") if store.persistent else None
     trained = dict(zip([p.key for p in stack], trainer.train_networks(
         settings, stack, base_state, [noises[p.key] for p in stack], Xtr, ytr,
-        order_seed=derive_seed(seed, "stacked-order"), checkpoint=checkpoint),
+        order_seed=derive_seed(seed, "stacked-order"), checkpoint=checkpoint, progress=log),
         strict=True)) if stack else {}
+    if stack:
+        log(f"seed {seed}: retrained {len(stack)} networks ({settings.noise_epochs} epoch(s))")
     for plan in plans:
         if plan.key not in trained:  # augmentation baselines attack the full net in training
             trained[plan.key] = trainer.train_network(settings, plan, base_state,
@@ -597,17 +628,19 @@ def _run_seed(trainer, settings, plans, base_state, data, store):
     done = []
     for plan in plans:
         net, seconds = trained.pop(plan.key)
+        t0 = time.perf_counter()
         rows, check_rows, outcomes = evaluate_network(settings, plan, net, Xte, yte, seconds,
                                                       measured[plan.key])
         if store.persistent:
             store.save_network(plan.key, rows, check_rows, outcomes)
+        _evaluated(log, plan, rows, time.perf_counter() - t0)
         done.append((plan.key, rows, check_rows, outcomes))
     if checkpoint is not None:
         store.remove_checkpoint(checkpoint[1])  # every network of the seed is stored
     return done
 
 
-def _run_group(trainer, settings, group, base_state, data, store):
+def _run_group(trainer, settings, group, base_state, data, store, log=None):
     """Train and evaluate networks sharing a seed and a noise source's activation pairs."""
     Xtr, ytr, Xte, yte = data
     seed = group[0].seed
@@ -620,8 +653,13 @@ def _run_group(trainer, settings, group, base_state, data, store):
     for plan in group:
         noise = trainer.fitted_noise(settings, plan, None if plan.shared else pairs)
         net, seconds = trainer.train_network(settings, plan, base_state, noise, Xtr, ytr)
+        log = log or ProgressLog(0)
+        log(f"seed {seed}: retrained {_network_name(plan)} ({settings.noise_epochs} "
+            f"epoch(s), {seconds:.0f} s)")
+        t0 = time.perf_counter()
         rows, check_rows, outcomes = evaluate_network(settings, plan, net, Xte, yte, seconds)
         if store.persistent:
             store.save_network(plan.key, rows, check_rows, outcomes)
+        _evaluated(log, plan, rows, time.perf_counter() - t0)
         done.append((plan.key, rows, check_rows, outcomes))
     return done

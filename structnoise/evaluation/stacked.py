@@ -200,7 +200,7 @@ class StackedTrainer(SequentialTrainer):
         return front.eval()
 
     def train_networks(self, settings, plans, base_state, noises, X, y, order_seed,
-                       checkpoint=None):
+                       checkpoint=None, progress=None):
         """Retrain ``plans`` together; returns ``[(net, seconds), ...]`` in their order.
 
         With a ``checkpoint``, the stack's state (weights, optimizer, the
@@ -228,6 +228,8 @@ class StackedTrainer(SequentialTrainer):
             exactly the sequential engine's steps.
         checkpoint : tuple of (ResultStore, str), default=None
             The store and the name the stack's checkpoint is kept under.
+        progress : ProgressLog, default=None
+            Writes a line after each epoch, with the time left.
         """
         from torch.func import functional_call, stack_module_state, vmap
 
@@ -273,6 +275,9 @@ class StackedTrainer(SequentialTrainer):
             if checkpoint is not None:
                 first = _resume(checkpoint[0].load_checkpoint(checkpoint[1]), keys, params,
                                 buffers, optimizer, noise_modules, H.device)
+            epoch_done = None if progress is None else progress.epochs(
+                f"seed {plans[0].seed}: retraining {len(plans)} networks", first,
+                int(settings.noise_epochs))
             for epoch in range(first, int(settings.noise_epochs)):
                 # the draws skorch's DataLoader makes from the global stream at each
                 # epoch: its iterator's base seed (unused without workers), then,
@@ -298,6 +303,8 @@ class StackedTrainer(SequentialTrainer):
                 if checkpoint is not None:
                     checkpoint[0].save_checkpoint(checkpoint[1], _stack_state(
                         epoch, keys, params, buffers, optimizer, noise_modules, H.device))
+                if epoch_done is not None:
+                    epoch_done(epoch)
             with torch.no_grad():
                 for k, back in enumerate(backs):
                     state = {name: value[k] for name, value in {**params, **buffers}.items()}
