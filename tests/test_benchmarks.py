@@ -175,3 +175,15 @@ def test_every_condition_of_the_main_job_has_its_mnist_reference():
     assert expected <= set(references)
     assert len(set(references) - expected) == 4
     assert all(0.5 < v <= 1.0 for v in references.values())
+
+
+@pytest.mark.slow
+def test_plan_benchmark_holds_the_estimate_against_a_measured_tiny_run(tmp_path):
+    import perf_plan
+
+    rows = perf_plan.main(["--out", str(tmp_path)])
+    tiny = {r["what"]: r for r in rows if r["preset"] == "tiny"}
+    assert set(tiny) == {"whole run", "retraining", "attacks"}
+    assert all(r["estimate_s"] > 0 and r["measured_s"] > 0 for r in tiny.values())
+    assert any(r["preset"] == "default" for r in rows)  # the committed main-job runs
+    assert (tmp_path / "plan_estimate.csv").exists()

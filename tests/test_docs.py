@@ -18,7 +18,7 @@ MODULES = ["structnoise", "structnoise.covariance", "structnoise.sources",
            "structnoise.evaluation.settings", "structnoise.evaluation.views",
            "structnoise.evaluation.stacked", "structnoise.evaluation.paired",
            "structnoise.evaluation.adequacy", "structnoise.evaluation.worst_case",
-           "structnoise.evaluation.progress",
+           "structnoise.evaluation.progress", "structnoise.evaluation.pricing",
            "structnoise.sources.ensemble", "structnoise.splitting"]
 
 

@@ -46,3 +46,31 @@ def test_bad_flags_are_one_line_errors_before_any_data(no_data, capsys, tmp_path
 
 def test_the_noise_sites_the_command_line_knows_are_papercnns():
     assert tuple(sorted(PaperCNN.NOISE_SITES)) == NOISE_SITE_LEVELS
+
+
+def test_plan_prints_counts_and_an_estimate_and_trains_and_writes_nothing(monkeypatch, capsys,
+                                                                          tmp_path):
+    from structnoise.evaluation import Experiment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--plan trained")
+
+    monkeypatch.setattr(Experiment, "run", refuse)
+    out = tmp_path / "out"
+    prices = main(["--preset", "tiny", "--plan", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert not out.exists()  # no store, no report: nothing to leave half-written
+    phases = prices.phase.tolist()
+    assert phases[0] == "base networks" and phases[-1] == "total"
+    assert {"retraining", "attacks", "activation pairs"} <= set(phases)
+    row = prices.set_index("phase")
+    assert row.loc["retraining", "count"] == 7 and row.loc["base networks", "count"] == 1
+    assert row.loc["total", "seconds"] == pytest.approx(
+        prices[prices.phase != "total"].seconds.sum())
+    assert "Estimated" in text and "nothing was trained (--plan)" in text
+
+
+def test_plan_refuses_bad_flags_like_the_run(no_data, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--preset", "paper", "--plan", "--layers", "9"])
+    assert info.value.code == 2 and "PaperCNN's noise sites" in capsys.readouterr().err

@@ -118,6 +118,30 @@ def _check_paths(parser, args):
                          "directory of the four FashionMNIST IDX files")
 
 
+def _price(preset, X_train, y_train, X_test, y_test):
+    """Every experiment of the preset priced (each calibrated at its noise site), one table."""
+    import pandas as pd
+
+    frames = [exp.price(X_train, y_train, X_test, y_test).assign(experiment=label)
+              for label, exp in preset.experiments.items()]
+    prices = pd.concat(frames, ignore_index=True)
+    if len(frames) > 1:  # one total for the whole preset
+        totals = prices[prices.phase == "total"]
+        prices = pd.concat([prices[prices.phase != "total"], pd.DataFrame([{
+            "phase": "total", "count": int(totals["count"].sum()), "unit": totals.unit.iloc[0],
+            "seconds": float(totals.seconds.sum()), "experiment": "all"}])], ignore_index=True)
+    prices["estimate"] = prices.seconds.map(_duration)
+    return prices
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def main(argv=None):
     """Run the command line; returns the results DataFrame."""
     parser = argparse.ArgumentParser(
@@ -162,6 +186,10 @@ def main(argv=None):
                         help="parallel jobs (joblib; -1: all cores)")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the stored rows of this configuration first")
+    parser.add_argument("--plan", action="store_true",
+                        help="print what the run trains and evaluates and an estimate of its "
+                             "time on this machine (a few seconds of calibration), then stop "
+                             "without training")
     args = parser.parse_args(argv)
     _check_paths(parser, args)
     if args.preset != "paper" and (args.no_baselines or any(getattr(args, n) is not None for n in (
@@ -193,16 +221,26 @@ def main(argv=None):
                 options[name] = getattr(args, name)
         options["baselines"] = not args.no_baselines
     preset = get_preset(args.preset, **options)
+    t0 = time.perf_counter()
+    X_train, y_train, X_test, y_test = preset.load_data()
+    print(f"{preset.name}: {preset.dataset}, {len(X_train)} training and {len(X_test)} test "
+          f"images, device {device}", flush=True)
+    prices = _price(preset, X_train, y_train, X_test, y_test)
+    if args.plan:  # nothing written, nothing trained
+        print(prices.to_string(index=False), flush=True)
+        total = float(prices.loc[prices.phase == "total", "seconds"].sum())
+        print(f"\nEstimated {_duration(total)} on this machine ({_machine()}); nothing was "
+              "trained (--plan).", flush=True)
+        return prices
     os.makedirs(args.out, exist_ok=True)
     store = os.path.join(args.out, "store")
     if args.fresh and os.path.isdir(store):
         import shutil
 
         shutil.rmtree(store)
-    t0 = time.perf_counter()
-    X_train, y_train, X_test, y_test = preset.load_data()
-    print(f"{preset.name}: {preset.dataset}, {len(X_train)} training and {len(X_test)} test "
-          f"images, device {device}", flush=True)
+    total = float(prices.loc[prices.phase == "total", "seconds"].sum())
+    print(f"Estimated {_duration(total)} on this machine (--plan shows the phases).",
+          file=sys.stderr, flush=True)
     frames, checks, notes = [], [], []
     for label, exp in preset.experiments.items():
         exp.set_params(store=store, verbose=1)

@@ -554,6 +554,40 @@ reg_covar=1e-4)
             pd.DataFrame(columns=CHECK_COLUMNS)
         return self.results_
 
+    def price(self, X_train, y_train, X_test, y_test, calibration=None):
+        """What :meth:`run` would train and evaluate, and about how long it would take here.
+
+        Validates the configuration and the data as :meth:`run` does, plans
+        the networks, measures a few steps of the network on this machine
+        (:func:`~structnoise.evaluation.pricing.calibrate`, seconds) and prices
+        each phase (:mod:`~structnoise.evaluation.pricing` states the model).
+        Nothing is trained and nothing is stored.
+
+        Parameters
+        ----------
+        X_train, y_train, X_test, y_test : array-like or torch.Tensor
+            As for :meth:`run`.
+        calibration : Calibration, default=None
+            Unit costs measured earlier (measured now when None).
+
+        Returns
+        -------
+        price : pandas.DataFrame
+            ``phase``, ``count``, ``unit`` and estimated ``seconds``, with a
+            last row "total".
+        """
+        data, settings, plans = self._prepare(X_train, y_train, X_test, y_test)
+        if calibration is None:
+            from .pricing import calibrate
+
+            calibration = calibrate(settings.net, data[0],
+                                    width=max(settings.widths.values(), default=None))
+        from .pricing import price_plan
+
+        return price_plan(settings, plans, len(data[0]), len(data[2]),
+                          lambda plan: plan.structure != "none", calibration,
+                          stacked=self.engine_ == "stacked")
+
     def _describe(self):
         """A readable record of the configuration (written beside the rows)."""
         return {k: repr(v) for k, v in self.get_params(deep=False).items()}
