@@ -323,23 +323,18 @@ class ResultStore:
         if os.path.exists(path):
             os.remove(path)
 
-    # ------------------------------------------------------------------ bases
-    def save_base(self, seed, state):
-        """Keep the base network of ``seed`` (a state dict)."""
-        if not self.persistent:
-            self._bases[int(seed)] = state
-            return
+    # ------------------------------------------------------------ torch files
+    @staticmethod
+    def _save_torch(path, state):
+        """``state`` (tensors and plain values) in a sealed file."""
         import torch
 
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        write_sealed(self._file("bases", f"seed{int(seed)}.pt"), buffer.getvalue())
+        write_sealed(path, buffer.getvalue())
 
-    def load_base(self, seed):
-        """The base network of ``seed``, or None (missing or damaged)."""
-        if not self.persistent:
-            return self._bases.get(int(seed))
-        path = self._file("bases", f"seed{int(seed)}.pt")
+    def _load_torch(self, path):
+        """What :meth:`_save_torch` wrote, or None (missing; damaged: named and removed)."""
         if not os.path.exists(path):
             return None
         import torch
@@ -349,6 +344,20 @@ class ResultStore:
         except Exception as exc:  # the seal, torch's RuntimeError, pickle's errors...
             self._damaged(path, f"{type(exc).__name__}: {exc}")
             return None
+
+    # ------------------------------------------------------------------ bases
+    def save_base(self, seed, state):
+        """Keep the base network of ``seed`` (a state dict)."""
+        if not self.persistent:
+            self._bases[int(seed)] = state
+            return
+        self._save_torch(self._file("bases", f"seed{int(seed)}.pt"), state)
+
+    def load_base(self, seed):
+        """The base network of ``seed``, or None (missing or damaged)."""
+        if not self.persistent:
+            return self._bases.get(int(seed))
+        return self._load_torch(self._file("bases", f"seed{int(seed)}.pt"))
 
     def check_base(self, seed):
         """Whether the stored base of ``seed`` is whole (a damaged one is named and removed).
@@ -394,28 +403,14 @@ class ResultStore:
         state : dict
             What :meth:`load_checkpoint` gives back.
         """
-        if not self.persistent:
-            return
-        import torch
-
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        write_sealed(self._file("checkpoints", f"{name}.pt"), buffer.getvalue())
+        if self.persistent:
+            self._save_torch(self._file("checkpoints", f"{name}.pt"), state)
 
     def load_checkpoint(self, name):
         """A checkpoint written by :meth:`save_checkpoint`, or None (missing or damaged)."""
         if not self.persistent:
             return None
-        path = self._file("checkpoints", f"{name}.pt")
-        if not os.path.exists(path):
-            return None
-        import torch
-
-        try:
-            return torch.load(io.BytesIO(read_sealed(path)), weights_only=True)
-        except Exception as exc:  # the seal, torch's and pickle's errors
-            self._damaged(path, f"{type(exc).__name__}: {exc}")
-            return None
+        return self._load_torch(self._file("checkpoints", f"{name}.pt"))
 
     def remove_checkpoint(self, name):
         """Drop a checkpoint whose work is stored for good."""
