@@ -14,7 +14,8 @@ import zlib
 
 import numpy as np
 
-__all__ = ["load_digits_images", "load_mnist", "load_fashion_mnist", "read_idx"]
+__all__ = ["load_digits_images", "load_mnist", "load_fashion_mnist", "read_idx",
+           "fetch_fashion_mnist", "get_data_home"]
 
 
 def load_digits_images():
@@ -269,9 +270,9 @@ def load_fashion_mnist(path, split="both"):
     if missing:
         raise FileNotFoundError(
             f"Missing FashionMNIST file(s) in {directory!r}: {', '.join(missing)} (plain or "
-            f".gz). Expected all of: {', '.join(FASHION_MNIST_FILES.values())}. structnoise "
-            "downloads nothing: fetch them from Zalando Research's FashionMNIST release "
-            "and put them in that directory.")
+            f".gz). Expected all of: {', '.join(FASHION_MNIST_FILES.values())}. "
+            "fetch_fashion_mnist() downloads them into the data home; or fetch them from "
+            "Zalando Research's FashionMNIST release and put them in that directory.")
     out = []
     for part in parts:
         images = read_idx(found[f"{part}_images"])
@@ -283,3 +284,169 @@ def load_fashion_mnist(path, split="both"):
         _check_idx_contents(found[f"{part}_images"], images, found[f"{part}_labels"], labels)
         out += [(images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)]
     return tuple(out)
+
+
+#: where Zalando Research publishes FashionMNIST (its GitHub repository's data folder)
+FASHION_MNIST_URL = ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
+                     "data/fashion/")
+#: the MD5 checksum Zalando publishes for each release file
+FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+
+
+def get_data_home(data_home=None):
+    """The folder structnoise keeps downloaded data sets in (made if missing).
+
+    As scikit-learn's ``get_data_home``: ``data_home`` when given, else the
+    ``STRUCTNOISE_DATA`` environment variable, else ``~/structnoise_data``.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The folder.
+
+    Returns
+    -------
+    path : str
+        The folder, ``~`` expanded.
+
+    Raises
+    ------
+    OSError
+        When the path is a file, or the folder cannot be made or written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from structnoise.datasets import get_data_home
+    >>> home = get_data_home(os.path.join(tempfile.mkdtemp(), "data"))
+    >>> os.path.isdir(home)
+    True
+    """
+    if data_home is None:
+        data_home = os.environ.get("STRUCTNOISE_DATA", os.path.join("~", "structnoise_data"))
+    path = os.path.expanduser(os.fspath(data_home))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OSError(f"The data home {path!r} is a file; expected a folder (made if missing). "
+                      "Pass another data_home or set STRUCTNOISE_DATA.")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"The data home {path!r} cannot be made ({exc}). Pass another data_home "
+                      "or set STRUCTNOISE_DATA.") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OSError(f"The data home {path!r} cannot be written. Pass another data_home or "
+                      "set STRUCTNOISE_DATA.")
+    return path
+
+
+def _download(url, path, md5):
+    """``url`` into ``path``: a temporary file, checked against ``md5``, then moved in place."""
+    import hashlib
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        digest, size, expected = hashlib.md5(), 0, None
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    expected = response.headers.get("Content-Length")
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                # URLError (unreachable, HTTP errors), http.client's IncompleteRead
+                # (a transfer cut short) and timeouts
+                raise OSError(f"Downloading {url} failed: {exc}. Check the address (base_url) "
+                              "and the network, or put the file in the data home by hand.") \
+                    from exc
+        if expected is not None and int(expected) != size:
+            raise OSError(f"Downloading {url} stopped after {size} of {expected} bytes; nothing "
+                          "was kept. Try again.")
+        if digest.hexdigest() != md5:
+            raise OSError(f"The file downloaded from {url} has MD5 {digest.hexdigest()}, not "
+                          f"the published {md5}: it is corrupt or not the release's file, and "
+                          "nothing was kept.")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def fetch_fashion_mnist(data_home=None, *, split="both", download_if_missing=True,
+                        base_url=None, checksums=None):
+    """FashionMNIST from the data home, downloaded from Zalando Research's release when missing.
+
+    In the style of scikit-learn's ``fetch_*`` functions: the four IDX files
+    live in ``<data_home>/fashion_mnist``; files already there are used as
+    they are; each missing one is downloaded into a temporary file, checked
+    against the MD5 checksum Zalando publishes, then moved into place, so a
+    failed or cut download leaves nothing behind.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The data home (:func:`get_data_home`).
+    split : {"both", "train", "test"}, default="both"
+        As for :func:`load_fashion_mnist`.
+    download_if_missing : bool, default=True
+        Download missing files; when False a missing file is an ``OSError``.
+    base_url : str, default=None
+        Where the files are (a mirror or proxy); :data:`FASHION_MNIST_URL` when None.
+    checksums : dict, default=None
+        File name -> MD5 for a mirror of other files; :data:`FASHION_MNIST_MD5`
+        (Zalando's) when None.
+
+    Returns
+    -------
+    data : tuple
+        What :func:`load_fashion_mnist` returns.
+
+    Raises
+    ------
+    OSError
+        The data home is a file or cannot be written; files are missing and
+        ``download_if_missing=False``; a download failed (the URL is named)
+        or its checksum differs.
+    ValueError
+        A file in the data home is truncated or corrupt (named, with how to
+        fetch it again).
+
+    Examples
+    --------
+    >>> from structnoise.datasets import fetch_fashion_mnist
+    >>> X_train, y_train, X_test, y_test = fetch_fashion_mnist()  # doctest: +SKIP
+    >>> X_train.shape  # doctest: +SKIP
+    (60000, 1, 28, 28)
+    """
+    if split not in ("both", "train", "test"):
+        raise ValueError(f"split must be 'both', 'train' or 'test'; got {split!r}.")
+    folder = os.path.join(get_data_home(data_home), "fashion_mnist")
+    os.makedirs(folder, exist_ok=True)
+    checksums = dict(FASHION_MNIST_MD5 if checksums is None else checksums)
+    base_url = FASHION_MNIST_URL if base_url is None else str(base_url)
+    parts = [p for p in ("train", "test") if split in (p, "both")]
+    names = [FASHION_MNIST_FILES[f"{p}_{kind}"] for p in parts for kind in ("images", "labels")]
+    missing = [n for n in names if _find_idx(folder, n) is None]
+    if missing and not download_if_missing:
+        raise OSError(
+            f"FashionMNIST file(s) missing in {folder!r}: {', '.join(missing)} (plain or .gz). "
+            "Call fetch_fashion_mnist(download_if_missing=True) to download them, or put "
+            "Zalando Research's files there by hand (or pass their folder to "
+            "load_fashion_mnist).")
+    for name in missing:
+        gz = name + ".gz"
+        _download(base_url.rstrip("/") + "/" + gz, os.path.join(folder, gz), checksums[gz])
+    try:
+        return load_fashion_mnist(folder, split=split)
+    except ValueError as exc:
+        raise ValueError(f"{exc} To fetch it again, delete the file and call "
+                         "fetch_fashion_mnist() (it downloads what is missing).") from exc

@@ -165,3 +165,132 @@ def test_labels_out_of_range_and_float_images_are_refused(tmp_path):
                           image_code=0x0D)
     with pytest.raises(ValueError, match="holds float32 images"):
         load_fashion_mnist(floats)
+
+
+# ---------------------------------------------- fetch_fashion_mnist, a real local server
+class _Server:
+    """An http.server on 127.0.0.1 in a thread, serving a folder; counts and can cut."""
+
+    def __init__(self, folder):
+        import functools
+        import http.server
+        import threading
+
+        self.requests, self.cut = [], set()
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                name = self.path.rsplit("/", 1)[-1]
+                if name in server.cut:  # announce the whole file, send half, hang up
+                    data = (folder / name).read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                super().do_GET()
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/files"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    import hashlib
+
+    folder = tmp_path / "served" / "files"
+    folder.mkdir(parents=True)
+    _fashion_dir(folder)
+    sums = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    server = _Server(folder.parent)
+    yield server, sums, tmp_path / "home"
+    server.close()
+
+
+def test_fetch_downloads_checks_and_a_second_call_downloads_nothing(served):
+    from structnoise.datasets import fetch_fashion_mnist, load_fashion_mnist
+
+    server, sums, home = served
+    X, y, Xt, yt = fetch_fashion_mnist(home, base_url=server.url, checksums=sums)
+    assert X.shape == (6, 1, 28, 28) and Xt.shape == (4, 1, 28, 28) and len(server.requests) == 4
+    again = fetch_fashion_mnist(home, base_url=server.url, checksums=sums)
+    assert len(server.requests) == 4  # everything was there
+    for a, b in zip(again, load_fashion_mnist(home / "fashion_mnist"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not [p for p in (home / "fashion_mnist").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_a_checksum_mismatch_says_so_and_leaves_nothing(served):
+    from structnoise.datasets import fetch_fashion_mnist
+
+    server, sums, home = served
+    wrong = dict(sums, **{"train-labels-idx1-ubyte.gz": "0" * 32})
+    with pytest.raises(OSError, match="train-labels-idx1-ubyte.gz has MD5 .* not the published"):
+        fetch_fashion_mnist(home, base_url=server.url, checksums=wrong)
+    assert not (home / "fashion_mnist" / "train-labels-idx1-ubyte.gz").exists()
+    assert not [p for p in (home / "fashion_mnist").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_a_404_and_a_cut_transfer_name_the_url_and_leave_nothing(served):
+    from structnoise.datasets import fetch_fashion_mnist
+
+    server, sums, home = served
+    with pytest.raises(OSError, match=r"Downloading http://127.0.0.1:\d+/nowhere/.* failed.*404"):
+        fetch_fashion_mnist(home, base_url=server.url.replace("files", "nowhere"),
+                            checksums=sums)
+    server.cut.add("t10k-images-idx3-ubyte.gz")
+    with pytest.raises(OSError, match="t10k-images-idx3-ubyte.gz"):
+        fetch_fashion_mnist(home, base_url=server.url, checksums=sums)
+    folder = home / "fashion_mnist"
+    assert not (folder / "t10k-images-idx3-ubyte.gz").exists()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_missing_files_without_download_and_a_file_as_data_home_are_os_errors(served, tmp_path):
+    from structnoise.datasets import fetch_fashion_mnist, get_data_home
+
+    server, sums, home = served
+    with pytest.raises(OSError, match="missing .*download_if_missing=True"):
+        fetch_fashion_mnist(home, download_if_missing=False)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(OSError, match="is a file"):
+        fetch_fashion_mnist(a_file, base_url=server.url, checksums=sums)
+    assert not server.requests  # refused before any download
+    assert get_data_home(tmp_path / "new") == str(tmp_path / "new")
+
+
+def test_the_data_home_defaults_to_the_environment_variable(monkeypatch, tmp_path):
+    from structnoise.datasets import get_data_home
+
+    monkeypatch.setenv("STRUCTNOISE_DATA", str(tmp_path / "env_home"))
+    assert get_data_home() == str(tmp_path / "env_home")
+    monkeypatch.delenv("STRUCTNOISE_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert get_data_home() == str(tmp_path / "structnoise_data")
+
+
+def test_a_cut_file_in_the_data_home_is_named_with_how_to_fetch_it_again(served):
+    from structnoise.datasets import fetch_fashion_mnist
+
+    server, sums, home = served
+    fetch_fashion_mnist(home, base_url=server.url, checksums=sums)
+    path = home / "fashion_mnist" / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz cannot be read.*delete the "
+                                         "file and call fetch_fashion_mnist"):
+        fetch_fashion_mnist(home, base_url=server.url, checksums=sums)

