@@ -97,7 +97,23 @@ def test_claims_follow_the_paired_comparisons():
     assert better["paper"][3][2] == "supported"   # claim 3: fgsm noise on pgd
     worse = claim_tables(synthetic({"full": -0.2, "isotropic": 0.1}))
     assert worse["paper"][1][2] == "contradicted"
-    assert "Rule:" in worse["paper"][1][3]
+    assert "rule:" in worse["paper"][1][3] and "weakest part" in worse["paper"][1][3]
+
+
+def test_a_joined_claim_is_its_weakest_part():
+    """Claim 1 once read "supported" when full - none carried it and full - identity did not."""
+    from structnoise.evaluation.paired import weakest
+
+    claims = claim_tables(synthetic({"full": 0.2, "isotropic": 0.2}, jitter=0.02))
+    _, _, claim, _, parts = claims["paper"][1]
+    by_part = {name.split(" (")[0]: v for name, v, _ in parts}
+    assert by_part["full noise beats no noise"] == "supported"
+    assert by_part["full noise beats identity noise on attacks"] == "inconclusive"
+    assert by_part["full noise beats identity noise on modifications"] == "not measured"
+    assert claim == "inconclusive"
+    assert weakest(["supported", UNDERTRAINED]) == UNDERTRAINED
+    assert weakest(["contradicted", "inconclusive", "supported"]) == "contradicted"
+    assert weakest(["not measured"]) == "not measured"
 
 
 def test_an_undertrained_condition_is_never_evidence_against_a_claim():

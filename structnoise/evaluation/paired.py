@@ -20,7 +20,7 @@ from .schema import ANY_SOURCE, NOISE_FREE, STANDARD, key_text
 
 __all__ = ["COMPARISONS", "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE", "UNDERTRAINED",
            "COMBINE_RULE", "condition_key", "paired_differences", "t_interval", "verdict",
-           "combine"]
+           "combine", "weakest"]
 
 #: comparison name -> (condition, baseline) structures; "isotropic" is the
 #: trace-matched identity noise, "none" the noise-free network
@@ -256,6 +256,37 @@ def combine(verdicts):
     if n_sup * 2 >= len(judged) and n_con == 0:
         return SUPPORTED
     return INCONCLUSIVE
+
+
+def weakest(parts):
+    """A joined claim's verdict: the weakest of its parts' verdicts.
+
+    A claim such as "more than no noise and more than isotropic noise" holds
+    only if each part does: contradicted is weaker than inconclusive, which
+    is weaker than "inconclusive: undertrained" (no evidence either way),
+    which is weaker than supported. Parts not measured are left out.
+
+    Parameters
+    ----------
+    parts : list of str
+        The parts' verdicts (each from :func:`combine`).
+
+    Returns
+    -------
+    verdict : str
+        The weakest part's, or "not measured" when no part was.
+
+    Examples
+    --------
+    >>> from structnoise.evaluation.paired import weakest
+    >>> weakest(["supported", "inconclusive"])
+    'inconclusive'
+    >>> weakest(["supported", "not measured"])
+    'supported'
+    """
+    order = {CONTRADICTED: 0, INCONCLUSIVE: 1, UNDERTRAINED: 2, SUPPORTED: 3}
+    measured = [v for v in parts if v in order]
+    return min(measured, key=order.__getitem__) if measured else "not measured"
 
 
 #: the rule :func:`combine` applies, as the report prints it

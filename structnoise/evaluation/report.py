@@ -12,6 +12,7 @@ from .paired import (
     paired_differences,
     t_interval,
     verdict,
+    weakest,
 )
 from .presets import PAPER_NUMBERS
 from .schema import ANY_SOURCE, NOISE_FREE, STANDARD, WORST_CASE
@@ -90,7 +91,10 @@ def claim_tables(results, references=None):
     Returns
     -------
     claims : dict
-        protocol -> claim number -> ``(header, rows, verdict, reason)``.
+        protocol -> claim number -> ``(header, rows, verdict, reason, parts)``:
+        a claim that joins statements is judged part by part (``parts``:
+        ``(statement, verdict, counts)``), and its verdict is its weakest
+        part's (:func:`~structnoise.evaluation.paired.weakest`).
 
     Examples
     --------
@@ -129,18 +133,30 @@ def _fmt_cmp(r):
     return f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] {r['verdict']}"
 
 
-def _reason(verdicts, what):
+def _joined(parts, what):
+    """A claim of several statements: each part's verdict, the claim's the weakest part's.
+
+    ``parts`` is a list of ``(statement, verdicts of its comparisons)``;
+    returns ``(verdict, reason, [(statement, verdict, counts text)])``.
+    """
+    judged = [(name, combine(v), _counts(v)) for name, v in parts]
+    verdict_ = weakest([v for _, v, _ in judged])
+    return verdict_, (f"{what}. Each part's verdict combines its comparisons (rule: "
+                      f"{COMBINE_RULE}); the claim's is its weakest part's"), judged
+
+
+def _counts(verdicts):
     counts = {v: list(verdicts).count(v) for v in dict.fromkeys(verdicts)}
-    shown = ", ".join(f"{n} {v}" for v, n in counts.items())
-    return f"{what}: {shown or 'none measured'}. Rule: {COMBINE_RULE}"
+    return ", ".join(f"{n} {v}" for v, n in counts.items()) or "none measured"
 
 
 def _claim1(summary, results, protocol, matched, d):
     header = (["evaluation"] + [c for c, _ in _COLUMNS] + ["full - none", "full - identity",
                                                            "paper (FashionMNIST)"])
     rows, verdicts = [], []
+    vs_none, iso_attacks, iso_mods = [], [], []
     by_eval = results.drop_duplicates(["noise_label", "noise_family", "noise_strength"])
-    for family, strength, _, ts in sorted(matched, key=lambda k: (k[2], k[0], k[1])):
+    for family, strength, kind, ts in sorted(matched, key=lambda k: (k[2], k[0], k[1])):
         cells = {st: _cell(summary, protocol, family, strength, st, family, strength, ts)
                  for _, st in _COLUMNS}
         labels = by_eval[(by_eval.noise_family == family) & np.isclose(
@@ -148,6 +164,9 @@ def _claim1(summary, results, protocol, matched, d):
         label = labels.iloc[0] if len(labels) else None
         c_none, c_iso = (_cmp(d, label, label, c) for c in ("full - none", "full - identity"))
         verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
+        vs_none += [c_none["verdict"]] if c_none is not None else []
+        (iso_attacks if kind == "adversarial" else iso_mods).extend(
+            [c_iso["verdict"]] if c_iso is not None else [])
         paper = PAPER_NUMBERS.get((family, float(strength)))
         rows.append([f"{family} {_unit(results, family)} {strength:g} (tr={ts:g})"]
                     + [_fmt(cells[st]) for _, st in _COLUMNS]
@@ -167,12 +186,20 @@ def _claim1(summary, results, protocol, matched, d):
         c_none, c_iso = (_cmp(d, label, eval_label, c) for c in ("full - none",
                                                                   "full - identity"))
         verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
+        vs_none += [c_none["verdict"]] if c_none is not None else []
+        iso_attacks += [c_iso["verdict"]] if c_iso is not None else []
         rows.append([f"{eval_label}, noise from {label}" + ("" if ts != ts else f" (tr={ts:g})")]
                     + [_fmt(cells[st]) for _, st in _COLUMNS]
                     + [_fmt_cmp(c_none), _fmt_cmp(c_iso), "n/a"])
-    return header, rows, combine(verdicts), _reason(
-        verdicts, "full - none and full - identity on each matched evaluation and on the "
-        "worst case over the attacks at each attack-shaped noise's eps (paired over seeds)")
+    verdict_, reason, parts = _joined(
+        [("full noise beats no noise (full - none, every matched evaluation and worst case)",
+          vs_none),
+         ("full noise beats identity noise on attacks (full - identity, matched attacks and "
+          "the worst case)", iso_attacks),
+         ("full noise beats identity noise on modifications (full - identity, matched "
+          "modifications)", iso_mods)],
+        "Three statements, judged one by one from the paired comparisons (over seeds)")
+    return header, rows, verdict_, reason, parts
 
 
 def _row(values, undertrained):
@@ -188,6 +215,7 @@ def _claim2(d):
               "own gain - transfer gain (full - none)"]
     nat = d[d.noise_kind == "naturalistic"]
     rows, verdicts = [], []
+    helps, poorly, most_verdicts = [], [], []
     structure_nat, structure_adv = [], []
     for label in dict.fromkeys(nat.noise_label):
         mine = nat[nat.noise_label == label]
@@ -204,9 +232,11 @@ def _claim2(d):
                 transfer = _row(per[0] - np.mean(per[1:], axis=0), under)
         if own_iso is not None:
             verdicts.append(own_iso["verdict"])
+            helps.append(own_iso["verdict"])
             structure_nat.append(own_iso)
         if transfer is not None:
             verdicts.append(transfer["verdict"])
+            poorly.append(transfer["verdict"])
         rows.append([label, _fmt_cmp(own_iso), _fmt_cmp(transfer)])
     adv = d[(d.noise_kind == "adversarial") & d.matched & (d.comparison == "full - identity")]
     structure_adv = list(adv.itertuples(index=False))
@@ -218,15 +248,18 @@ def _claim2(d):
                 r.verdict == UNDERTRAINED for r in structure_adv)
             most = _row(nat_mean - adv_mean, under)
             verdicts.append(most["verdict"])
+            most_verdicts.append(most["verdict"])
             rows.append(["structure gain (full - identity), modifications - attacks",
                          _fmt_cmp(most), ""])
     if not len(nat):
         return header, rows, "not measured", ("needs naturalistic noise sources with their "
-                                              "full, identity and noise-free networks")
-    return header, rows, combine(verdicts), _reason(
-        verdicts, "full - identity on each modification's own evaluation, own - transfer "
-        "gain per modification, and the structure gain on modifications minus that on "
-        "attacks (paired over seeds)")
+                                              "full, identity and noise-free networks"), []
+    return (header, rows) + _joined(
+        [("the structure helps on its own modification (full - identity)", helps),
+         ("it transfers poorly to other modifications (own gain - transfer gain)", poorly),
+         ("it helps most for modifications (structure gain on modifications - on attacks)",
+          most_verdicts)],
+        "Three statements, judged one by one from the paired comparisons (over seeds)")
 
 
 def _claim3(d):
@@ -235,17 +268,20 @@ def _claim3(d):
     adv = d[(d.noise_kind == "adversarial") & (d.eval_kind == "adversarial") & ~d.matched
             & (d.eval_family != WORST_CASE)]
     adv = adv[np.isclose(adv.eval_strength.astype(float), adv.noise_strength.astype(float))]
-    rows, verdicts = [], []
+    rows, verdicts, vs_none, vs_iso = [], [], [], []
     for (label, eval_label), _ in adv.groupby(["noise_label", "eval_label"], sort=False):
         c_none, c_iso = (_cmp(d, label, eval_label, c) for c in ("full - none",
                                                                   "full - identity"))
         verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
+        vs_none += [c_none["verdict"]] if c_none is not None else []
+        vs_iso += [c_iso["verdict"]] if c_iso is not None else []
         rows.append([label, eval_label, _fmt_cmp(c_none), _fmt_cmp(c_iso)])
     if not rows:
-        return header, rows, "not measured", "needs two or more attacks at one eps"
-    return header, rows, combine(verdicts), _reason(
-        verdicts, "full noise from one attack against no noise and identity noise, on each "
-        "other attack at the same eps (paired over seeds)")
+        return header, rows, "not measured", "needs two or more attacks at one eps", []
+    return (header, rows) + _joined(
+        [("full noise beats no noise on other attacks (full - none)", vs_none),
+         ("full noise beats identity noise on other attacks (full - identity)", vs_iso)],
+        "Two statements, judged one by one from the paired comparisons (over seeds)")
 
 
 def _standard(results):
@@ -578,9 +614,10 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
         for k in (1, 2, 3):
             lines += [f"## Claim {k}: {CLAIMS[k]}", ""]
             for protocol, claims in tables.items():
-                header, rows, claim_verdict, reason = claims[k]
+                header, rows, claim_verdict, reason, parts = claims[k]
                 lines += [f"**{protocol} protocol: {claim_verdict}.** {reason}.", ""]
-                lines += _table(header, rows) + [""]
+                lines += [f"- {name}: **{part}** ({counts})" for name, part, counts in parts]
+                lines += ([""] if parts else []) + _table(header, rows) + [""]
         lines += _worst_case_lines(part.drop(columns=["experiment"], errors="ignore"))
     if worst_case_notes:
         lines += ["## Worst cases not computed", ""] + [f"- {n}." for n in worst_case_notes] \
