@@ -84,3 +84,33 @@ def test_the_worst_case_reaches_claim_1_its_own_section_and_the_forest_plot(rows
     diffs = paired_differences(rows)
     assert (diffs.eval_label == "worst_case(eps=0.1)").any()
     assert (tmp_path / "paired_differences.png").exists()
+
+
+def test_on_fashion_mnist_each_paper_number_is_held_against_our_interval(tmp_path):
+    from test_evaluation_paired import synthetic
+
+    from structnoise.evaluation.presets import PAPER_NUMBERS
+    from structnoise.evaluation.report import paper_comparison
+
+    rows = synthetic({"full": 0.2, "diagonal": 0.1, "isotropic": 0.05},
+                     protocols=("paper", "eot"))
+    table = paper_comparison(rows)
+    full, diag, iso, none = PAPER_NUMBERS[("FGSM", 0.1)]
+    for protocol in ("paper", "eot"):
+        part = table[table.eval_protocol == protocol].set_index("quantity")
+        assert set(part.index) == {"Full", "Diagonal", "Identity", "None", "Full - Identity",
+                                   "Full - None"}
+        for quantity, paper in (("Full", full), ("None", none),
+                                ("Full - Identity", full - iso)):
+            r = part.loc[quantity]
+            assert r.paper == pytest.approx(paper)
+            expected = "above" if paper > r.high else "below" if paper < r.low else "inside"
+            assert r.paper_is == expected
+        # the paper's full - none is positive, ours supported: the same direction
+        assert part.loc["Full - None", "direction"] == "same"
+    text = write_report("s", "FashionMNIST", ["3 seeds"], rows, None, str(tmp_path), 1.0)
+    section = text.split("## The paper's numbers against ours")[1].split("\n## ")[0]
+    assert "**paper protocol**" in section and "**eot protocol**" in section
+    assert "| FGSM eps 0.1 | Full - None |" in section and "reductions" in section
+    mnist = write_report("s", "MNIST", [], rows, None, str(tmp_path), 1.0)
+    assert "a different data set: no number is held against them" in mnist

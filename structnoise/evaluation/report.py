@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pandas as pd
 
 from .adequacy import TOLERANCE, adequacy_table, undertrained_conditions
 from .paired import (
@@ -19,7 +20,8 @@ from .schema import ANY_SOURCE, NOISE_FREE, STANDARD, WORST_CASE
 from .store import write_atomic
 from .views import summarise, time_table
 
-__all__ = ["CLAIMS", "claim_tables", "baseline_table", "write_report", "write_figures"]
+__all__ = ["CLAIMS", "claim_tables", "baseline_table", "paper_comparison", "write_report",
+           "write_figures"]
 
 CLAIMS = {
     1: "Structured noise improves robustness to attacks and to naturalistic modifications, "
@@ -619,6 +621,7 @@ def write_report(preset_name, dataset, reductions, results, checks, out, seconds
                 lines += [f"- {name}: **{part}** ({counts})" for name, part, counts in parts]
                 lines += ([""] if parts else []) + _table(header, rows) + [""]
         lines += _worst_case_lines(part.drop(columns=["experiment"], errors="ignore"))
+        lines += _paper_lines(part, dataset, references, reductions)
     if worst_case_notes:
         lines += ["## Worst cases not computed", ""] + [f"- {n}." for n in worst_case_notes] \
             + [""]
@@ -672,6 +675,131 @@ def _adequacy_lines(results, references, dataset):
             for r in table.itertuples(index=False)]
     lines += _table(["structure", "noise", "tr", "seeds", "clean", "reference", "gap",
                      "status"], rows) + [""]
+    return lines
+
+
+def _against(paper, low, high):
+    """Where the paper's value lies against our interval: inside, above or below."""
+    if low != low or high != high:
+        return "n/a (1 seed)"
+    if paper > high:
+        return "above"
+    if paper < low:
+        return "below"
+    return "inside"
+
+
+def _direction(paper, verdict_):
+    """Whether our verdict on a difference has the paper's sign."""
+    if verdict_ not in ("supported", "contradicted"):
+        return "undecided"
+    ours = 1 if verdict_ == "supported" else -1
+    return "same" if np.sign(paper) == ours else "opposite"
+
+
+def paper_comparison(results, references=None):
+    """Each of the paper's numbers and differences the run measured, held against our intervals.
+
+    For every evaluation of :data:`~structnoise.evaluation.presets.PAPER_NUMBERS`
+    that the run measured with the noise of that very source (the paper's
+    table), under each protocol: the paper's Full, Diagonal, Identity and
+    None accuracies against our mean and 95% t-interval over seeds, and its
+    Full - Identity and Full - None against our paired interval, each marked
+    **inside** (the paper's value lies in our interval), **above** or
+    **below** it; for a difference, also whether our verdict has the paper's
+    sign ("same", "opposite" or "undecided").
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Rows of :meth:`Experiment.run` (on the paper's data: FashionMNIST).
+    references : dict, default=None
+        The adequacy references (undertrained comparisons stay undecided).
+
+    Returns
+    -------
+    comparison : pandas.DataFrame
+        ``eval_protocol``, ``evaluation``, ``quantity``, ``paper``, ``ours``
+        (mean), ``low``, ``high``, ``paper_is`` (inside, above or below) and
+        ``direction``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from structnoise.evaluation import COLUMNS
+    >>> from structnoise.evaluation.report import paper_comparison
+    >>> len(paper_comparison(pd.DataFrame(columns=COLUMNS)))
+    0
+    """
+    columns = ["eval_protocol", "evaluation", "quantity", "paper", "ours", "low", "high",
+               "paper_is", "direction"]
+    results = _standard(results)
+    if not len(results):
+        return pd.DataFrame(columns=columns)
+    summary = summarise(results)
+    undertrained = undertrained_conditions(adequacy_table(results, references))
+    diffs = paired_differences(results, undertrained=undertrained)
+    by_eval = results.drop_duplicates(["noise_label", "noise_family", "noise_strength"])
+    out = []
+    for protocol in dict.fromkeys(results.eval_protocol):
+        d = diffs[diffs.eval_protocol == protocol]
+        for family, strength, _, ts in _matched(results):
+            paper = PAPER_NUMBERS.get((family, float(strength)))
+            if paper is None:
+                continue
+            name = f"{family} {_unit(results, family)} {strength:g}"
+            for (column, st), value in zip(_COLUMNS, paper, strict=True):
+                cell = _cell(summary, protocol, family, strength, st, family, strength, ts)
+                if cell is None:
+                    continue
+                mean, ci = cell
+                out.append([protocol, name, column, value, mean, mean - ci, mean + ci,
+                            _against(value, mean - ci, mean + ci), ""])
+            labels = by_eval[(by_eval.noise_family == family) & np.isclose(
+                by_eval.noise_strength.astype(float), strength)].noise_label
+            label = labels.iloc[0] if len(labels) else None
+            for quantity, other in (("Full - Identity", 2), ("Full - None", 3)):
+                comparison = "full - identity" if other == 2 else "full - none"
+                r = _cmp(d, label, label, comparison)
+                if r is None:
+                    continue
+                value = paper[0] - paper[other]
+                out.append([protocol, name, quantity, value, r["mean"], r["low"], r["high"],
+                            _against(value, r["low"], r["high"]),
+                            _direction(value, r["verdict"])])
+    return pd.DataFrame(out, columns=columns)
+
+
+def _paper_lines(results, dataset, references, reductions):
+    """The report's section holding the paper's numbers against ours (FashionMNIST only)."""
+    lines = ["## The paper's numbers against ours", ""]
+    if "fashion" not in str(dataset).lower():
+        return lines + [f"The paper's numbers are on FashionMNIST; this run is on {dataset}, a "
+                        "different data set: no number is held against them.", ""]
+    table = paper_comparison(results, references)
+    if not len(table):
+        return lines + ["No evaluation of the paper's table was measured with its own noise.",
+                        ""]
+    lines += ["Each of the paper's numbers (FashionMNIST, its table) that this run measured, "
+              "against our mean and 95% interval over seeds; each of its differences against "
+              "our paired interval. **inside**: the paper's value lies in our interval; "
+              "**above** / **below**: outside it. For a difference, also whether our verdict "
+              "has the paper's sign.", ""]
+    for protocol, part in table.groupby("eval_protocol", sort=False):
+        counts = part.groupby("paper_is").size().to_dict()
+        signs = part[part.direction != ""].groupby("direction").size().to_dict()
+        lines += [f"**{protocol} protocol**: " + ", ".join(
+            f"{n} {w}" for w, n in counts.items()) + "; directions of the differences: "
+            + (", ".join(f"{n} {w}" for w, n in signs.items()) or "none measured") + ".", ""]
+        rows = [[r.evaluation, r.quantity, f"{r.paper:+.2f}" if "-" in r.quantity
+                 else f"{r.paper:.2f}",
+                 f"{r.ours:.3f} [{r.low:.3f}, {r.high:.3f}]", f"**{r.paper_is}**",
+                 r.direction or ""] for r in part.itertuples(index=False)]
+        lines += _table(["evaluation", "quantity", "paper", "ours [95% interval]", "paper is",
+                         "direction"], rows) + [""]
+    if reductions:
+        lines += ["What could explain a gap (this run's reductions from the paper's protocol): "
+                  + "; ".join(reductions) + ".", ""]
     return lines
 
 
