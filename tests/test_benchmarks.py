@@ -155,14 +155,15 @@ def test_perf_engine_quick_measures_both_engines(tmp_path):
     assert "## Experiment engine" in "\n".join(engine_lines(train, whole))
 
 
-def test_every_condition_of_the_main_job_has_its_mnist_reference():
+@pytest.mark.parametrize("dataset", ["MNIST", "FashionMNIST"])
+def test_every_condition_of_the_main_job_has_its_reference(dataset):
     """The adequacy references are keyed by the main job's own condition keys."""
     from structnoise.evaluation import describe_source
     from structnoise.evaluation.paired import condition_key
     from structnoise.evaluation.presets import ADEQUACY_REFERENCES, get_preset
 
     exp = get_preset("default").experiments["L2"]
-    references = ADEQUACY_REFERENCES["MNIST"]
+    references = ADEQUACY_REFERENCES[dataset]
     expected = {condition_key("none", "none", None)}
     for kind, scales in exp.trace_scales.items():
         expected |= {condition_key("isotropic", "any", t) for t in scales}

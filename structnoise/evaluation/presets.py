@@ -71,6 +71,29 @@ ADEQUACY_REFERENCES = {
         ("diagonal", "rotate(strength=2)", "0.5"): 0.9867,
         ("diagonal", "obstruction(strength=2)", "0.5"): 0.9864,
     },
+    #: FashionMNIST: measured on 2026-12-04 with ``python -m structnoise.evaluation --preset
+    #: adequacy --data-dir DIR --out OUT`` (commit 94b94ff, stacked engine, 2 CPU cores,
+    #: 1463 s): one seed, 60000 training and 10000 test images, 10 + 10 epochs. DIR held the
+    #: four IDX files written by the team's ``fashion-mnist-idx`` tool from a registry copy
+    #: of the same 70000 images, which records no split: the original split's sizes (6000 +
+    #: 1000 per class), not its membership (benchmarks/measured/2026-12-04-cpu-fashion-adequacy).
+    "FashionMNIST": {
+        ("none", "none", "nan"): 0.8972,
+        ("isotropic", "any", "2.0"): 0.8537,
+        ("isotropic", "any", "0.5"): 0.8871,
+        ("full", "FGSM(eps=0.1)", "2.0"): 0.7616,
+        ("full", "LinfPGD(eps=0.1)", "2.0"): 0.7573,
+        ("full", "AutoPGD(eps=0.1)", "2.0"): 0.7646,
+        ("full", "SquareAttack(eps=0.1)", "2.0"): 0.7800,
+        ("full", "rotate(strength=2)", "0.5"): 0.8174,
+        ("full", "obstruction(strength=2)", "0.5"): 0.8379,
+        ("diagonal", "FGSM(eps=0.1)", "2.0"): 0.8572,
+        ("diagonal", "LinfPGD(eps=0.1)", "2.0"): 0.8557,
+        ("diagonal", "AutoPGD(eps=0.1)", "2.0"): 0.8524,
+        ("diagonal", "SquareAttack(eps=0.1)", "2.0"): 0.8587,
+        ("diagonal", "rotate(strength=2)", "0.5"): 0.8844,
+        ("diagonal", "obstruction(strength=2)", "0.5"): 0.8875,
+    },
 }
 
 
