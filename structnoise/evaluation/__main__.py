@@ -117,15 +117,9 @@ def _check_paths(parser, args):
             flag = "--dataset" if args.dataset is not None else "--data-dir"
             parser.error(f"{flag} is not used by --preset {args.preset} (it runs on its own "
                          f"data); presets that take it: {', '.join(PRESETS_WITH_DATA_DIR)}")
-    if args.data_dir is not None:
-        from .presets import PRESETS_WITH_DATA_DIR
-
-        if args.preset not in PRESETS_WITH_DATA_DIR:
-            parser.error(f"--data-dir is not used by --preset {args.preset} (it runs on its own "
-                         f"data); presets that take it: {', '.join(PRESETS_WITH_DATA_DIR)}")
-        if not os.path.isdir(args.data_dir):
-            parser.error(f"--data-dir {args.data_dir!r} is not a directory; expected the "
-                         "directory of the four FashionMNIST IDX files")
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        parser.error(f"--data-dir {args.data_dir!r} is not a directory; expected the "
+                     "directory of the four FashionMNIST IDX files")
 
 
 def _price(preset, X_train, y_train, X_test, y_test):
@@ -247,9 +241,9 @@ def main(argv=None):
     print(f"{preset.name}: {preset.dataset}, {len(X_train)} training and {len(X_test)} test "
           f"images, device {device}", flush=True)
     prices = _price(preset, X_train, y_train, X_test, y_test)
+    total = float(prices.loc[prices.phase == "total", "seconds"].sum())
     if args.plan:  # nothing written, nothing trained
         print(prices.to_string(index=False), flush=True)
-        total = float(prices.loc[prices.phase == "total", "seconds"].sum())
         print(f"\nEstimated {_duration(total)} on this machine ({_machine()}); nothing was "
               "trained (--plan).", flush=True)
         return prices
@@ -259,7 +253,6 @@ def main(argv=None):
         import shutil
 
         shutil.rmtree(store)
-    total = float(prices.loc[prices.phase == "total", "seconds"].sum())
     print(f"Estimated {_duration(total)} on this machine (--plan shows the phases).",
           file=sys.stderr, flush=True)
     frames, checks, notes = [], [], []

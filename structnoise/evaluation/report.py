@@ -78,8 +78,9 @@ def claim_tables(results, references=None):
     Every condition of a seed shares its base network and test images, so
     conditions are compared through per-seed paired differences with a
     t-interval over seeds (:mod:`~structnoise.evaluation.paired`); each
-    comparison is supported, contradicted or inconclusive, and a claim's
-    verdict combines its comparisons by the printed rule. Comparisons
+    comparison is supported, contradicted or inconclusive; each part of a
+    claim combines its comparisons by the printed rule, and the claim's
+    verdict is its weakest part's. Comparisons
     involving a condition that misses its clean-accuracy reference are
     "inconclusive: undertrained" (:mod:`~structnoise.evaluation.adequacy`).
 
@@ -155,8 +156,7 @@ def _counts(verdicts):
 def _claim1(summary, results, protocol, matched, d):
     header = (["evaluation"] + [c for c, _ in _COLUMNS] + ["full - none", "full - identity",
                                                            "paper (FashionMNIST)"])
-    rows, verdicts = [], []
-    vs_none, iso_attacks, iso_mods = [], [], []
+    rows, vs_none, iso_attacks, iso_mods = [], [], [], []
     by_eval = results.drop_duplicates(["noise_label", "noise_family", "noise_strength"])
     for family, strength, kind, ts in sorted(matched, key=lambda k: (k[2], k[0], k[1])):
         cells = {st: _cell(summary, protocol, family, strength, st, family, strength, ts)
@@ -165,7 +165,6 @@ def _claim1(summary, results, protocol, matched, d):
             by_eval.noise_strength.astype(float), strength)].noise_label
         label = labels.iloc[0] if len(labels) else None
         c_none, c_iso = (_cmp(d, label, label, c) for c in ("full - none", "full - identity"))
-        verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
         vs_none += [c_none["verdict"]] if c_none is not None else []
         (iso_attacks if kind == "adversarial" else iso_mods).extend(
             [c_iso["verdict"]] if c_iso is not None else [])
@@ -187,7 +186,6 @@ def _claim1(summary, results, protocol, matched, d):
                  for _, st in _COLUMNS}
         c_none, c_iso = (_cmp(d, label, eval_label, c) for c in ("full - none",
                                                                   "full - identity"))
-        verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
         vs_none += [c_none["verdict"]] if c_none is not None else []
         iso_attacks += [c_iso["verdict"]] if c_iso is not None else []
         rows.append([f"{eval_label}, noise from {label}" + ("" if ts != ts else f" (tr={ts:g})")]
@@ -216,8 +214,7 @@ def _claim2(d):
     header = ["noise from", "full - identity, own modification",
               "own gain - transfer gain (full - none)"]
     nat = d[d.noise_kind == "naturalistic"]
-    rows, verdicts = [], []
-    helps, poorly, most_verdicts = [], [], []
+    rows, helps, poorly, most_verdicts = [], [], [], []
     structure_nat, structure_adv = [], []
     for label in dict.fromkeys(nat.noise_label):
         mine = nat[nat.noise_label == label]
@@ -233,11 +230,9 @@ def _claim2(d):
                 under = own.verdict == UNDERTRAINED or (others.verdict == UNDERTRAINED).any()
                 transfer = _row(per[0] - np.mean(per[1:], axis=0), under)
         if own_iso is not None:
-            verdicts.append(own_iso["verdict"])
             helps.append(own_iso["verdict"])
             structure_nat.append(own_iso)
         if transfer is not None:
-            verdicts.append(transfer["verdict"])
             poorly.append(transfer["verdict"])
         rows.append([label, _fmt_cmp(own_iso), _fmt_cmp(transfer)])
     adv = d[(d.noise_kind == "adversarial") & d.matched & (d.comparison == "full - identity")]
@@ -249,7 +244,6 @@ def _claim2(d):
             under = any(r["verdict"] == UNDERTRAINED for r in structure_nat) or any(
                 r.verdict == UNDERTRAINED for r in structure_adv)
             most = _row(nat_mean - adv_mean, under)
-            verdicts.append(most["verdict"])
             most_verdicts.append(most["verdict"])
             rows.append(["structure gain (full - identity), modifications - attacks",
                          _fmt_cmp(most), ""])
@@ -270,11 +264,10 @@ def _claim3(d):
     adv = d[(d.noise_kind == "adversarial") & (d.eval_kind == "adversarial") & ~d.matched
             & (d.eval_family != WORST_CASE)]
     adv = adv[np.isclose(adv.eval_strength.astype(float), adv.noise_strength.astype(float))]
-    rows, verdicts, vs_none, vs_iso = [], [], [], []
+    rows, vs_none, vs_iso = [], [], []
     for (label, eval_label), _ in adv.groupby(["noise_label", "eval_label"], sort=False):
         c_none, c_iso = (_cmp(d, label, eval_label, c) for c in ("full - none",
                                                                   "full - identity"))
-        verdicts += [c["verdict"] for c in (c_none, c_iso) if c is not None]
         vs_none += [c_none["verdict"]] if c_none is not None else []
         vs_iso += [c_iso["verdict"]] if c_iso is not None else []
         rows.append([label, eval_label, _fmt_cmp(c_none), _fmt_cmp(c_iso)])

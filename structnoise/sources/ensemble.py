@@ -16,6 +16,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from .._inference import (
     attack_labels,
@@ -269,7 +270,7 @@ class AttackEnsemble(ModificationSource):
                 params["random_state"] = derive_seed(base, "ensemble-member", i)
             if self.verbose and "verbose" in names:
                 params["verbose"] = self.verbose
-            out.append(_copy(member).set_params(**params))
+            out.append(clone(member).set_params(**params))
         return out
 
     @contextlib.contextmanager
@@ -308,12 +309,6 @@ class AttackEnsemble(ModificationSource):
             still = self._correct(state, adv, labels[standing.to(labels.device)])
             standing = standing[still]
         return out
-
-
-def _copy(source):
-    from sklearn.base import clone
-
-    return clone(source)
 
 
 def autoattack_rand(eps, *, eot_samples=20, max_iter=100, norm=np.inf, batch_size=256,
