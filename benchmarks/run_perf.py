@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import perf_covariance  # noqa: E402
 import perf_engine  # noqa: E402
 import perf_noise  # noqa: E402
+import perf_rate  # noqa: E402
 import perf_sources  # noqa: E402
 from _common import RESULTS, machine  # noqa: E402
 
@@ -203,8 +204,10 @@ def main(argv=None):
     wrappers, eot, corr = perf_sources.main(extra)
     noise, sites = perf_noise.main(extra)
     train, whole = perf_engine.main(extra)
+    step_rate = perf_rate.main(extra)
     lines = summary_lines(cov_rows, mem, wrappers, eot, corr, noise, sites, quick=args.quick)
     lines += engine_lines(train, whole)
+    lines += perf_rate.rate_lines(step_rate)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "summary.md")
     with open(path, "w") as fh:

@@ -155,6 +155,47 @@ def test_perf_engine_quick_measures_both_engines(tmp_path):
     assert "## Experiment engine" in "\n".join(engine_lines(train, whole))
 
 
+def test_grouped_convolutions_backward_counts_as_its_groups_one_by_one():
+    """The counter's backward of a grouped convolution (the stacked step's) equals the
+    sum of its groups' own convolutions, counted by torch's formula (no groups)."""
+    import perf_rate
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(counter, x, w, groups):
+        with counter:
+            torch.nn.functional.conv2d(x, w, groups=groups).sum().backward()
+        return counter.get_total_flops()
+
+    g = torch.Generator().manual_seed(0)
+    n, c = 3, 4
+    x = torch.randn(5, n * c, 9, 9, generator=g)
+    w = torch.randn(n * c, c, 3, 3, generator=g, requires_grad=True)
+    grouped = count(perf_rate._counter(), x, w, n)
+    separate = sum(count(FlopCounterMode(display=False), x[:, k * c:(k + 1) * c],
+                         w[k * c:(k + 1) * c].detach().requires_grad_(), 1) for k in range(n))
+    assert grouped == separate
+    # ungrouped, with both gradients asked for, it is torch's own count
+    x1 = x[:, :c].clone().requires_grad_()
+    assert count(perf_rate._counter(), x1, w, 1) == count(FlopCounterMode(display=False), x1, w,
+                                                          1)
+
+
+def test_perf_rate_quick_counts_the_stacked_step_and_the_machine(tmp_path):
+    import perf_rate
+
+    row = perf_rate.main(["--quick", "--out", str(tmp_path)])
+    assert row["networks"] == 11
+    # the step's arithmetic is its convolutions, linear layers and full-noise draws:
+    # at least the four full draws' triangular products (64 rows, d = 3136)
+    assert row["step_gflop"] > 4 * 64 * 3136 * 3136 / 1e9
+    assert row["step_ms"] > 0 and row["matmul_gflop_per_s"] > 0 and row["normals_ms"] > 0
+    assert row["step_over_matmul"] == pytest.approx(
+        row["step_gflop_per_s"] / row["matmul_gflop_per_s"])
+    assert (tmp_path / "retraining_rate.csv").exists()
+    assert "## The retraining's arithmetic rate" in "\n".join(perf_rate.rate_lines(row))
+
+
 @pytest.mark.parametrize("dataset", ["MNIST", "FashionMNIST"])
 def test_every_condition_of_the_main_job_has_its_reference(dataset):
     """The adequacy references are keyed by the main job's own condition keys."""
