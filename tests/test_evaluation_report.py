@@ -108,9 +108,20 @@ def test_on_fashion_mnist_each_paper_number_is_held_against_our_interval(tmp_pat
             assert r.paper_is == expected
         # the paper's full - none is positive, ours supported: the same direction
         assert part.loc["Full - None", "direction"] == "same"
+        assert set(part.kind) == {"attack"}
     text = write_report("s", "FashionMNIST", ["3 seeds"], rows, None, str(tmp_path), 1.0)
     section = text.split("## The paper's numbers against ours")[1].split("\n## ")[0]
     assert "**paper protocol**" in section and "**eot protocol**" in section
     assert "| FGSM eps 0.1 | Full - None |" in section and "reductions" in section
+    # the summary per claim, part by part: full - none reproduces (the paper's
+    # sign, supported here); the synthetic rows hold no modification
+    for protocol in ("paper", "eot"):
+        claim = section.split(f"- Claim 1, {protocol} protocol: ")[1].split("\n")[0]
+        assert claim.startswith("Full - None: reproduces (the paper's sign in 1 of 1)")
+        assert "Full - Identity on the modifications: not measured" in claim
+        inside = (table[(table.eval_protocol == protocol)
+                        & ~table.quantity.str.contains(" - ")].paper_is == "inside").sum()
+        assert f"the paper's accuracies inside our intervals: {inside} of 4" in claim
+    assert "Claims 2 and 3 compare noise learned from one source" in section
     mnist = write_report("s", "MNIST", [], rows, None, str(tmp_path), 1.0)
     assert "a different data set: no number is held against them" in mnist
