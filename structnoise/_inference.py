@@ -122,8 +122,11 @@ def stacked_draws(module, x, k, *, mean=False):
     Returns the ``k * N`` outputs, draw-major (or their mean over the draws,
     of shape ``(N, ...)``, with ``mean=True``). A
     :class:`~structnoise.splitting.SharedFront` runs its front once and
-    only its back per draw. On a CPU the copies run in
-    passes of about ``_CPU_ROWS_PER_PASS`` rows; on a GPU in one pass.
+    only its back per draw; so does a mean-logits
+    :class:`~structnoise.sources.EOTModel` over one (a net's noise ensemble,
+    its ``prediction_module_``): its front once for all ``k`` copies. On a
+    CPU the copies run in passes of about ``_CPU_ROWS_PER_PASS`` rows; on a
+    GPU in one pass.
     Autograd sees the same graph either way (one gradient through all draws).
     """
     k = int(k)
@@ -132,6 +135,15 @@ def stacked_draws(module, x, k, *, mean=False):
     if isinstance(module, SharedFront):
         # the front is deterministic: once for the batch, then the draws
         x, module = module.front(x), module.back
+    else:
+        inner = _ensemble_of_shared_front(module)
+        if inner is not None:
+            # k draws of a noise ensemble (EOT attacking a net with
+            # noise_ensemble > 1): the ensemble's front once for all k copies,
+            # then each copy's ensemble of backs. The backs run on the same rows
+            # in the same passes as before, so the draws are the same
+            x, module = inner.module.front(x), type(inner)(inner.module.back, inner.eot_samples,
+                                                           average="logits")
     n = x.shape[0]
     reps = [1] * (x.ndim - 1)
     per_pass = k if x.device.type != "cpu" else max(1, min(k, _CPU_ROWS_PER_PASS // max(n, 1)))
@@ -140,6 +152,16 @@ def stacked_draws(module, x, k, *, mean=False):
     if mean:
         return out.reshape(k, n, *out.shape[1:]).mean(0)
     return out
+
+
+def _ensemble_of_shared_front(module):
+    """``module`` when it is a mean-logits ensemble of draws over a SharedFront, else None."""
+    from .sources.eot import EOTModel
+
+    if isinstance(module, EOTModel) and module.average == "logits" and \
+            isinstance(module.module, SharedFront):
+        return module
+    return None
 
 
 @torch.no_grad()

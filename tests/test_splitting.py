@@ -76,6 +76,47 @@ def test_shared_front_draws_are_the_whole_networks_draws(structure):
     np.testing.assert_allclose(proba, expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
+class _Opaque(nn.Module):
+    """Hides the module it wraps from stacked_draws: the reference, front per copy."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x)
+
+
+@pytest.mark.parametrize("rows", [16, 300])
+@pytest.mark.parametrize("average", ["loss", "logits"])
+def test_eot_of_the_ensemble_runs_its_front_once_with_the_same_draws(rows, average):
+    """EOT over the net's noise ensemble (the eot protocol's attack model): the
+    ensemble's front once for all k copies, and the same outputs and input
+    gradients as the copies each running it (the same draws, pass for pass)."""
+    from structnoise.sources import EOTModel
+
+    net, X = _noisy_net("diagonal")
+    net.module_.eval()
+    ensemble, noise = net.prediction_module_, net.noise_modules_[SITE]
+    assert isinstance(ensemble.module, SharedFront)
+    calls = []
+    handle = ensemble.module.front.register_forward_hook(lambda m, i, o: calls.append(len(o)))
+    x = torch.as_tensor(np.concatenate([X] * 5)[:rows]).requires_grad_()
+    results = []
+    for model in (EOTModel(ensemble, 3, average=average),
+                  EOTModel(_Opaque(ensemble), 3, average=average)):
+        calls.clear()
+        noise.reset_generators()
+        out = model(x)
+        (grad,) = torch.autograd.grad(out.square().sum(), x)
+        results.append((out, grad, list(calls)))
+    handle.remove()
+    (out, grad, once), (ref, ref_grad, per_copy) = results
+    assert once == [rows] and sum(per_copy) == 3 * rows
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
 def test_draws_module_follows_the_installed_noise_and_is_left_out_of_pickles():
     import pickle
 
