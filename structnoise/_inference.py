@@ -155,11 +155,14 @@ def stacked_draws(module, x, k, *, mean=False):
 
 
 def _ensemble_of_shared_front(module):
-    """``module`` when it is a mean-logits ensemble of draws over a SharedFront, else None."""
-    from .sources.eot import EOTModel
+    """``module`` when it is a mean-logits ensemble of draws over a SharedFront, else None.
 
-    if isinstance(module, EOTModel) and module.average == "logits" and \
-            isinstance(module.module, SharedFront):
+    An ensemble is recognised by what :class:`~structnoise.sources.EOTModel`
+    holds (``module``, ``eot_samples``, ``average="logits"``), not by its
+    class: ``sources.eot`` imports this module, and this one stays below it.
+    """
+    if getattr(module, "average", None) == "logits" and hasattr(module, "eot_samples") and \
+            isinstance(getattr(module, "module", None), SharedFront):
         return module
     return None
 
