@@ -138,10 +138,12 @@ def stacked_draws(module, x, k, *, mean=False):
     else:
         inner = _ensemble_of_shared_front(module)
         if inner is not None:
-            # k draws of a noise ensemble (EOT attacking a net with
-            # noise_ensemble > 1): the ensemble's front once for all k copies,
-            # then each copy's ensemble of backs. The backs run on the same rows
-            # in the same passes as before, so the draws are the same
+            # k draws of a noise ensemble (a source with eot_samples=k given a
+            # net with noise_ensemble > 1 attacks its prediction_module_; the
+            # experiment's protocols attack the bare draws_module_ instead): the
+            # ensemble's front once for all k copies, then each copy's ensemble
+            # of backs. The backs run on the same rows in the same passes as
+            # before, so the draws are the same
             x, module = inner.module.front(x), type(inner)(inner.module.back, inner.eot_samples,
                                                            average="logits")
     n = x.shape[0]
