@@ -144,8 +144,9 @@ def stacked_draws(module, x, k, *, mean=False):
             # ensemble's front once for all k copies, then each copy's ensemble
             # of backs. The backs run on the same rows in the same passes as
             # before, so the draws are the same
-            x, module = inner.module.front(x), type(inner)(inner.module.back, inner.eot_samples,
-                                                           average="logits")
+            back, draws = inner.module.back, int(inner.eot_samples)
+            x, module = inner.module.front(x), \
+                (lambda h: stacked_draws(back, h, draws, mean=True))
     n = x.shape[0]
     reps = [1] * (x.ndim - 1)
     per_pass = k if x.device.type != "cpu" else max(1, min(k, _CPU_ROWS_PER_PASS // max(n, 1)))

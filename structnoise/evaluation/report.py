@@ -821,11 +821,11 @@ def _paper_claim_lines(table):
                 continue
             counts = rows.direction.value_counts()
             same, n = int(counts.get("same", 0)), len(rows)
-            verdict = ("reproduces" if same == n else "does not reproduce"
+            outcome = ("reproduces" if same == n else "does not reproduce"
                        if counts.get("opposite", 0) else "inconclusive")
             where = [f"{r.evaluation} ({r.direction})" for r in rows.itertuples(index=False)
                      if r.direction != "same"]
-            said.append(f"{name}: {verdict} (the paper's sign in {same} of {n}"
+            said.append(f"{name}: {outcome} (the paper's sign in {same} of {n}"
                         + (f"; not in {', '.join(where)}" if where else "") + ")")
         numbers = part[~part.quantity.str.contains(" - ")]
         counts = numbers.paper_is.value_counts()
