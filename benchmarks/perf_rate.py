@@ -182,7 +182,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=os.path.join(RESULTS, "perf"))
     args = parser.parse_args(argv)
-    row = rate((128, 384), repeats=1) if args.quick else rate()
+    # quick: 2 and 16 steps, so the differenced time stays well above the
+    # calls' fixed cost and its noise (about 1 s of front and preparation)
+    row = rate((128, 1024), repeats=2) if args.quick else rate()
     write_csv(os.path.join(args.out, "retraining_rate.csv"), [row])
     print_table([row], "The main job's stacked step against this machine's matmul rate")
     return row
