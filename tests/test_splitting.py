@@ -90,9 +90,10 @@ class _Opaque(nn.Module):
 @pytest.mark.parametrize("rows", [16, 300])
 @pytest.mark.parametrize("average", ["loss", "logits"])
 def test_eot_of_the_ensemble_runs_its_front_once_with_the_same_draws(rows, average):
-    """EOT over the net's noise ensemble (the eot protocol's attack model): the
-    ensemble's front once for all k copies, and the same outputs and input
-    gradients as the copies each running it (the same draws, pass for pass)."""
+    """EOT over the net's noise ensemble (what a source with eot_samples=k given
+    the net attacks: its prediction_module_): the ensemble's front once for all
+    k copies, and the same outputs and input gradients as the copies each
+    running it (the same draws, pass for pass)."""
     from structnoise.sources import EOTModel
 
     net, X = _noisy_net("diagonal")
