@@ -46,13 +46,19 @@ def _net(ensemble=2):
                                     verbose=0)
 
 
-def retraining(n_train, counts, repeats=3):
-    """Seconds to retrain N networks one epoch, each engine, for each N (best of ``repeats``)."""
+def seed_setup(n_train):
+    """One seed to retrain on: its settings, trainer, base network and activation pairs.
+
+    Digits at 28x28 (``n_train`` of them), noise learned from
+    ``GaussianNoise(0.3)`` at :data:`SITE`, one epoch each way.
+
+    Returns
+    -------
+    settings, sequential, base, pairs, X, y
+    """
     from structnoise import StructuredNoiseFitter
-    from structnoise.evaluation.plan import NetPlan
     from structnoise.evaluation.protocols import get_protocols
     from structnoise.evaluation.settings import RunSettings
-    from structnoise.evaluation.stacked import StackedTrainer
     from structnoise.evaluation.trainer import SequentialTrainer
     from structnoise.sources import GaussianNoise
 
@@ -61,9 +67,19 @@ def retraining(n_train, counts, repeats=3):
                            StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
                            (("noise", GaussianNoise(0.3)),), (), get_protocols("paper"),
                            base_epochs=1, noise_epochs=1, pair_batch_size=256)
-    sequential, stacked = SequentialTrainer(), StackedTrainer()
+    sequential = SequentialTrainer()
     base = sequential.train_base(settings, 0, X, y)
     pairs = sequential.activation_pairs(settings, 0, 0, base, X, y)
+    return settings, sequential, base, pairs, X, y
+
+
+def retraining(n_train, counts, repeats=3):
+    """Seconds to retrain N networks one epoch, each engine, for each N (best of ``repeats``)."""
+    from structnoise.evaluation.plan import NetPlan
+    from structnoise.evaluation.stacked import StackedTrainer
+
+    settings, sequential, base, pairs, X, y = seed_setup(n_train)
+    stacked = StackedTrainer()
     rows = []
     for n in counts:
         plans = []

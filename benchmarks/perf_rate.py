@@ -30,7 +30,6 @@ from _common import RESULTS, interleaved, print_table, write_csv  # noqa: E402
 
 #: the main job's stack of one seed: structure -> networks
 MAIN_JOB_STACK = (("full", 4), ("diagonal", 4), ("isotropic", 2), ("none", 1))
-SITE = "body.tanh2"
 BATCH = 64
 
 
@@ -43,23 +42,11 @@ def _tiled(X, y, n):
 
 def _stack():
     """The settings, base network and the main job's 11 networks with their noise."""
-    from perf_engine import _data, _net
+    from perf_engine import seed_setup
 
-    from structnoise import StructuredNoiseFitter
     from structnoise.evaluation.plan import NetPlan
-    from structnoise.evaluation.protocols import get_protocols
-    from structnoise.evaluation.settings import RunSettings
-    from structnoise.evaluation.trainer import SequentialTrainer
-    from structnoise.sources import GaussianNoise
 
-    X, y, _, _ = _data(1200, 10)
-    settings = RunSettings(_net(), (SITE,), {SITE: 3136},
-                           StructuredNoiseFitter(shrinkage=None, reg_covar=1e-4),
-                           (("noise", GaussianNoise(0.3)),), (), get_protocols("paper"),
-                           base_epochs=1, noise_epochs=1, pair_batch_size=256)
-    sequential = SequentialTrainer()
-    base = sequential.train_base(settings, 0, X, y)
-    pairs = sequential.activation_pairs(settings, 0, 0, base, X, y)
+    settings, sequential, base, pairs, X, y = seed_setup(1200)
     plans = []
     for structure, count in MAIN_JOB_STACK:
         for i in range(count):
