@@ -7,7 +7,7 @@ import torch
 from evaluation_helpers import TinyNet, digits, make_experiment, same_rows
 
 from structnoise import NoisyNeuralNetClassifier
-from structnoise.evaluation import COLUMNS
+from structnoise.evaluation import COLUMNS, Experiment
 from structnoise.sources import FGSM, Corruption, LinfPGD
 
 
@@ -63,6 +63,26 @@ def test_runs_are_deterministic_and_n_jobs_does_not_matter(digits_data, small_ru
     _, rows = small_run
     same_rows(make_experiment().run(*digits_data), rows)
     same_rows(make_experiment(n_jobs=2).run(*digits_data), rows)
+
+
+def test_the_seeds_in_one_stack_give_the_rows_of_each_seed_run_alone():
+    from structnoise.evaluation.presets import _digits28
+    from structnoise.models import PaperCNN
+    from structnoise.sources import GaussianNoise
+
+    data = _digits28(320, 40)()
+    net = NoisyNeuralNetClassifier(PaperCNN, optimizer=torch.optim.Adam, lr=1e-3, batch_size=64,
+                                   train_split=None, noise_ensemble=2, verbose=0,
+                                   iterator_train__shuffle=True)
+
+    def run(seeds):
+        exp = Experiment(net, "body.tanh2", [GaussianNoise(0.3)], [GaussianNoise(0.3)],
+                         structures=("none", "full"), protocols=("paper",), seeds=seeds,
+                         base_epochs=1, noise_epochs=2, engine="stacked", verbose=0)
+        return exp.run(*data)
+
+    # n_jobs=1: one stack of both seeds' networks, each on its seed's front and order
+    same_rows(run((0, 1)), pd.concat([run((0,)), run((1,))], ignore_index=True))
 
 
 def test_changed_configuration_is_kept_apart(digits_data, tmp_path):

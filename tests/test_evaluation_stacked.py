@@ -96,6 +96,81 @@ def test_one_optimizer_over_the_stack_equals_one_per_network(setup):
         _assert_close(_weights(stacked[k][0]), _weights(alone), settings.net.lr)
 
 
+@pytest.fixture(scope="module")
+def two_seeds(setup):
+    """The setup's networks, and the same four networks on a second seed's base network."""
+    settings, base, plans, noises, data = setup
+    X, y = data[0], data[1]
+    trainer = SequentialTrainer()
+    base1 = trainer.train_base(settings, 1, X, y)
+    pairs1 = trainer.activation_pairs(settings, 1, 0, base1, X, y)
+    plans1 = [dataclasses.replace(p, seed=1) for p in plans]
+    noises1 = [trainer.fitted_noise(settings, p, None if p.noise_family == "any" else pairs1)
+               for p in plans1]
+    return (settings, {0: base, 1: base1}, plans + plans1, noises + noises1,
+            {0: 7, 1: 8}, data)
+
+
+def test_networks_of_several_seeds_stacked_take_their_own_seeds_steps(two_seeds):
+    settings, bases, plans, noises, orders, (X, y, _, _) = two_seeds
+    settings = dataclasses.replace(settings, net=clone(settings.net).set_params(
+        iterator_train__shuffle=True))
+    trainer = StackedTrainer()
+    together = trainer.train_networks(settings, plans, bases, noises, X, y, order_seed=orders)
+    for seed in (0, 1):
+        mine = [k for k, p in enumerate(plans) if p.seed == seed]
+        alone = trainer.train_networks(settings, [plans[k] for k in mine], bases[seed],
+                                       [noises[k] for k in mine], X, y,
+                                       order_seed=orders[seed])
+        for k, (net, _) in zip(mine, alone, strict=True):
+            _assert_close(_weights(together[k][0]), _weights(net), settings.net.lr)
+    # the seeds' networks really differ: each read its own seed's front and labels
+    assert not torch.equal(_weights(together[0][0])["head.weight"],
+                           _weights(together[4][0])["head.weight"])
+
+
+def test_a_stack_of_several_seeds_killed_after_an_epoch_resumes_to_the_same_weights(
+        two_seeds, tmp_path):
+    from structnoise.evaluation.store import ResultStore
+
+    settings, bases, plans, noises, orders, (X, y, _, _) = two_seeds
+    settings = dataclasses.replace(settings, noise_epochs=2, net=clone(settings.net).set_params(
+        iterator_train__shuffle=True))
+    trainer = StackedTrainer()
+    whole = trainer.train_networks(settings, plans, bases, noises, X, y, order_seed=orders)
+
+    class KilledAfterFirst(ResultStore):
+        def save_checkpoint(self, name, state):
+            super().save_checkpoint(name, state)
+            if state["epoch"] == 0:
+                raise _Killed
+
+    store = KilledAfterFirst(str(tmp_path), "abc")
+    with pytest.raises(_Killed):
+        trainer.train_networks(settings, plans, bases, noises, X, y, order_seed=orders,
+                               checkpoint=(store, "stack-seeds"))
+    store = ResultStore(str(tmp_path), "abc")
+    # the second seed's networks alone (the first's stored since): their part of the
+    # checkpoint, their seed's order stream where the epoch left it
+    mine = [k for k, p in enumerate(plans) if p.seed == 1]
+    part = trainer.train_networks(settings, [plans[k] for k in mine], {1: bases[1]},
+                                  [noises[k] for k in mine], X, y, order_seed={1: orders[1]},
+                                  checkpoint=(store, "stack-seeds"))
+    for k, (net, _) in zip(mine, part, strict=True):
+        for name, value in _weights(whole[k][0]).items():
+            torch.testing.assert_close(_weights(net)[name], value, rtol=0, atol=0)
+
+
+def test_several_seeds_need_their_base_networks_and_orders_by_seed(two_seeds):
+    settings, bases, plans, noises, orders, (X, y, _, _) = two_seeds
+    trainer = StackedTrainer()
+    with pytest.raises(ValueError, match="given per seed"):
+        trainer.train_networks(settings, plans, bases[0], noises, X, y, order_seed=3)
+    with pytest.raises(ValueError, match=r"lack the seed\(s\) \[1\]"):
+        trainer.train_networks(settings, plans, {0: bases[0]}, noises, X, y,
+                               order_seed={0: 1, 1: 2})
+
+
 def test_the_front_is_frozen_and_only_the_back_changes(setup):
     settings, base, plans, noises, (X, y, _, _) = setup
     [(net, _)] = StackedTrainer().train_networks(settings, plans[:1], base, noises[:1], X, y,

@@ -58,8 +58,8 @@ __all__ = ["Experiment", "COLUMNS", "describe_source", "NOISE_FREE", "ANY_SOURCE
 
 _STRUCTURES = ("none", "full", "diagonal", "isotropic", "lowrank")
 _KINDS = ("adversarial", "naturalistic")
-#: the engines: "stacked" trains a seed's networks together on their frozen
-#: front, "sequential" one skorch net at a time (the reference), "auto" the
+#: the engines: "stacked" trains the networks together on their seeds' frozen
+#: fronts, "sequential" one skorch net at a time (the reference), "auto" the
 #: stacked one where the module can be split
 ENGINES = ("auto", "stacked", "sequential")
 
@@ -208,9 +208,9 @@ reg_covar=1e-4)
         (``checks_``).
     engine : {"auto", "stacked", "sequential"}, default="auto"
         How networks are trained (:mod:`~structnoise.evaluation.stacked`):
-        "stacked" retrains the networks of a seed together on their frozen
-        front, computed once (all of a seed's networks see the same batch
-        order); "sequential" trains one skorch net at a time (the
+        "stacked" retrains the networks of every seed together, each on
+        its seed's frozen front, computed once (all of a seed's networks
+        see the same batch order); "sequential" trains one skorch net at a time (the
         reference); "auto" takes "stacked" where the module can be split at
         the noise site (:func:`~structnoise.splitting.split_module`) and
         falls back, saying why at ``verbose >= 1``. Both engines evaluate
@@ -218,7 +218,9 @@ reg_covar=1e-4)
     n_jobs : int, default=1
         Parallel jobs (joblib; the Dask backend works through
         ``joblib.parallel_backend("dask")``), over base networks and then over
-        groups of networks sharing a noise source. Results do not depend on it.
+        groups of networks: of one seed (stacked engine; with ``n_jobs=1``
+        every seed's networks form one stack, each step shared) or sharing
+        a noise source (sequential engine). Results do not depend on it.
     store : str or path-like, default=None
         Directory of a resumable, crash-safe store
         (:mod:`~structnoise.evaluation.store`): each base network and each
@@ -521,14 +523,23 @@ reg_covar=1e-4)
             log(f"seed {s}: base network trained ({settings.base_epochs} epoch(s))")
         self.n_networks_trained_ += len(missing)
         # the sequential engine's jobs: networks sharing a source's activation
-        # pairs; the stacked engine's: every network of a seed, trained together
+        # pairs; the stacked engine's: every network of every seed, trained
+        # together (one job), or of one seed per job when jobs run in parallel
         groups = {}
         for p in todo:
-            groups.setdefault(p.seed if self.engine_ == "stacked" else p.group, []).append(p)
-        job = _run_seed if self.engine_ == "stacked" else _run_group
-        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(job)(trainer, settings, group, bases[group[0].seed], data, store, log)
-            for group in groups.values())
+            key = p.group if self.engine_ == "sequential" else \
+                (p.seed if self.n_jobs not in (None, 1) else "all")
+            groups.setdefault(key, []).append(p)
+        if self.engine_ == "stacked":
+            jobs = [delayed(_run_seeds)(
+                trainer, settings, group, {s: bases[s] for s in dict.fromkeys(p.seed for p in
+                                                                               group)},
+                data, store, log, checkpoint="stack-seeds" if key == "all" else
+                f"stack-seed{key}") for key, group in groups.items()]
+        else:
+            jobs = [delayed(_run_group)(trainer, settings, group, bases[group[0].seed], data,
+                                        store, log) for group in groups.values()]
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs)
         for done in progress(results, total=len(groups), verbose=self.verbose,
                              desc="network groups"):
             for key, rows, check_rows, outcomes in done:
@@ -584,9 +595,14 @@ reg_covar=1e-4)
                                     width=max(settings.widths.values(), default=None))
         from .pricing import price_plan
 
+        # one stack of every seed's networks, or one per seed with parallel jobs
+        stacked = [p for p in plans if p.augment is None]
+        per_seed = max((sum(p.seed == s for p in stacked) for s in {p.seed for p in stacked}),
+                       default=0)
         return price_plan(settings, plans, len(data[0]), len(data[2]),
                           lambda plan: plan.structure != "none", calibration,
-                          stacked=self.engine_ == "stacked")
+                          stacked=self.engine_ == "stacked",
+                          stack_size=len(stacked) if self.n_jobs in (None, 1) else per_seed)
 
     def _describe(self):
         """A readable record of the configuration (written beside the rows)."""
@@ -623,54 +639,67 @@ def _evaluated(log, plan, rows, seconds):
         f"attack rows, {seconds:.0f} s)")
 
 
-def _run_seed(trainer, settings, plans, base_state, data, store, log=None):
-    """Train every network of a seed together (stacked engine), then evaluate each."""
+def _run_seeds(trainer, settings, plans, base_states, data, store, log=None,
+               checkpoint="stack-seeds"):
+    """Train the networks of one or more seeds together (stacked engine), then evaluate each.
+
+    ``checkpoint`` names the stack's checkpoint in the store: one name per
+    stack of a run, whichever of its networks are left to train (a
+    checkpoint of a larger stack serves a part of it).
+    """
     Xtr, ytr, Xte, yte = data
-    seed = plans[0].seed
-    noises = {}
-    # one source's activation pairs at a time: fit its networks' noise, let them go
-    for index in dict.fromkeys(p.noise_index for p in plans if not p.shared):
-        with scoped_seed(derive_seed(seed, "pairs", index)):
-            pairs = trainer.activation_pairs(settings, seed, index, base_state, Xtr, ytr)
-        for p in plans:
-            if not p.shared and p.noise_index == index:
-                noises[p.key] = trainer.fitted_noise(settings, p, pairs)
-        del pairs
-    for p in plans:
-        if p.shared:
-            noises[p.key] = trainer.fitted_noise(settings, p, None)
+    seeds = list(base_states)
     log = log or ProgressLog(0)
-    log(f"seed {seed}: noise fitted for {len(plans)} networks")
+    noises = {}
+    for seed in seeds:
+        mine = [p for p in plans if p.seed == seed]
+        # one source's activation pairs at a time: fit its networks' noise, let them go
+        for index in dict.fromkeys(p.noise_index for p in mine if not p.shared):
+            with scoped_seed(derive_seed(seed, "pairs", index)):
+                pairs = trainer.activation_pairs(settings, seed, index, base_states[seed],
+                                                 Xtr, ytr)
+            for p in mine:
+                if not p.shared and p.noise_index == index:
+                    noises[p.key] = trainer.fitted_noise(settings, p, pairs)
+            del pairs
+        for p in mine:
+            if p.shared:
+                noises[p.key] = trainer.fitted_noise(settings, p, None)
+        log(f"seed {seed}: noise fitted for {len(mine)} networks")
     stack = [p for p in plans if p.augment is None]
     # the stack's state at each epoch's end: a killed run resumes from there
-    checkpoint = (store, f"stack-seed{seed}") if store.persistent else None
+    checkpoint = (store, checkpoint) if store.persistent else None
     trained = dict(zip([p.key for p in stack], trainer.train_networks(
-        settings, stack, base_state, [noises[p.key] for p in stack], Xtr, ytr,
-        order_seed=derive_seed(seed, "stacked-order"), checkpoint=checkpoint, progress=log),
-        strict=True)) if stack else {}
+        settings, stack, base_states, [noises[p.key] for p in stack], Xtr, ytr,
+        order_seed={s: derive_seed(s, "stacked-order") for s in seeds},
+        checkpoint=checkpoint, progress=log), strict=True)) if stack else {}
     if stack:
-        log(f"seed {seed}: retrained {len(stack)} networks ({settings.noise_epochs} epoch(s))")
-    for plan in plans:
-        if plan.key not in trained:  # augmentation baselines attack the full net in training
-            trained[plan.key] = trainer.train_network(settings, plan, base_state,
-                                                      noises[plan.key], Xtr, ytr)
-        trainer.prepare_for_evaluation(settings, trained[plan.key][0], Xtr)
-    # clean and naturalistic accuracies of every network on the front computed
-    # once; then each network's attacks, stored network by network
-    measured = trainer.shared_measurements(settings, plans, [trained[p.key][0] for p in plans],
-                                           base_state, Xte, yte)
+        what = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+        log(f"{what}: retrained {len(stack)} networks ({settings.noise_epochs} epoch(s))")
     done = []
-    for plan in plans:
-        net, seconds = trained.pop(plan.key)
-        t0 = time.perf_counter()
-        rows, check_rows, outcomes = evaluate_network(settings, plan, net, Xte, yte, seconds,
-                                                      measured[plan.key])
-        if store.persistent:
-            store.save_network(plan.key, rows, check_rows, outcomes)
-        _evaluated(log, plan, rows, time.perf_counter() - t0)
-        done.append((plan.key, rows, check_rows, outcomes))
+    for seed in seeds:
+        mine = [p for p in plans if p.seed == seed]
+        for plan in mine:
+            if plan.key not in trained:  # augmentation baselines attack the full net in training
+                trained[plan.key] = trainer.train_network(settings, plan, base_states[seed],
+                                                          noises[plan.key], Xtr, ytr)
+            trainer.prepare_for_evaluation(settings, trained[plan.key][0], Xtr)
+        # clean and naturalistic accuracies of every network on the front
+        # computed once; then each network's attacks, stored network by network
+        measured = trainer.shared_measurements(settings, mine,
+                                               [trained[p.key][0] for p in mine],
+                                               base_states[seed], Xte, yte)
+        for plan in mine:
+            net, seconds = trained.pop(plan.key)
+            t0 = time.perf_counter()
+            rows, check_rows, outcomes = evaluate_network(settings, plan, net, Xte, yte,
+                                                          seconds, measured[plan.key])
+            if store.persistent:
+                store.save_network(plan.key, rows, check_rows, outcomes)
+            _evaluated(log, plan, rows, time.perf_counter() - t0)
+            done.append((plan.key, rows, check_rows, outcomes))
     if checkpoint is not None:
-        store.remove_checkpoint(checkpoint[1])  # every network of the seed is stored
+        store.remove_checkpoint(checkpoint[1])  # every network of the stack is stored
     return done
 
 
