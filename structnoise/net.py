@@ -21,7 +21,7 @@ from .activations import ActivationPairs, check_layers, layer_names, uncompiled
 from .callbacks import LearnNoise
 from .fitters import StructuredNoiseFitter
 from .sources.base import ModificationSource
-from .splitting import split_before
+from .splitting import split_after, split_before
 
 __all__ = ["NoisyNeuralNetClassifier", "NoiseHook"]
 
@@ -45,6 +45,17 @@ class _NoiseControl:
         if not self.enabled or self.scale == 0:
             return False
         return self.mode == "always" or (self.mode == "train") == bool(training)
+
+
+@contextlib.contextmanager
+def _noise_off(control):
+    """``control``'s noise off inside the block (its earlier state restored)."""
+    before = control.enabled
+    control.enabled = False
+    try:
+        yield
+    finally:
+        control.enabled = before
 
 
 class NoiseHook:
@@ -730,21 +741,33 @@ class NoisyNeuralNetClassifier(NeuralNetClassifier):
 
     @property
     def draws_module_(self):
-        """The module noise draws run on: ``module_``, cut before its first noisy layer.
+        """The module noise draws run on: ``module_``, cut where its noise starts.
 
-        A :class:`~structnoise.splitting.SharedFront` when the module splits
-        there (:func:`~structnoise.splitting.split_before`): ``k`` draws of
-        a batch (the ensemble, EOT) then compute the layers before the noise
-        once. Its outputs are ``module_``'s; ``module_`` itself when the
-        module does not split or carries no noise. Built once per
-        installed noise (the attacks' protocols compare targets by identity).
+        A :class:`~structnoise.splitting.SharedFront`: with noise at one
+        layer, cut just after it, the layer's noise added first in the back
+        (:func:`~structnoise.splitting.split_after`); with several, cut
+        before the first (:func:`~structnoise.splitting.split_before`).
+        ``k`` draws of a batch (the ensemble, EOT) then compute the layers
+        up to the noise once. Its outputs are ``module_``'s, the same draws
+        from the same streams; ``module_`` itself when the module does not
+        split or carries no noise. Built once per installed noise (the
+        attacks' protocols compare targets by identity).
         """
         self.check_is_fitted(["module_"])
         noise = getattr(self, "noise_modules_", None) or {}
         cached = self.__dict__.get("_draws_module")
         # compared by identity: a new module_ or newly installed noise is cut anew
         if cached is None or cached[0] is not self.module_ or cached[1] is not noise:
-            shared = split_before(self.module_, list(noise)) if noise else None
+            shared = None
+            if len(noise) == 1:
+                # measured on 2 cores (PaperCNN, 10 draws of 256 images): 10-20% less
+                # per draw, most with full noise after conv3, which no draw recomputes
+                [(name, module)] = noise.items()
+                control = self.noise_control_
+                shared = split_after(self.module_, name, NoiseHook(module, control, name=name),
+                                     functools.partial(_noise_off, control))
+            if shared is None and noise:
+                shared = split_before(self.module_, list(noise))
             cached = (self.module_, noise, self.module_ if shared is None else shared)
             self._draws_module = cached
         return cached[2]

@@ -17,13 +17,17 @@ The same cut, one layer earlier, serves noise draws at evaluation: a
 network whose noise starts at layer ``L`` computes the same front for every
 draw, so ``k`` draws need the front once and the back ``k`` times
 (:func:`split_before`, :class:`SharedFront`; the noise's hook sits in the
-back and draws afresh for every row it sees).
+back and draws afresh for every row it sees). Where one layer carries the
+noise, the cut can fall after it: the layer runs once in the front, its
+noise is added first thing in the back (:func:`split_after`), and each draw
+skips the layer (PaperCNN with full noise drawn after ``conv3``: that
+convolution, in every draw of every attack step).
 """
 
 import torch
 from torch import nn
 
-__all__ = ["split_module", "split_before", "SharedFront"]
+__all__ = ["split_module", "split_before", "split_after", "SharedFront"]
 
 
 def _split_sequential(module, layer):
@@ -180,3 +184,82 @@ def split_before(module, layers):
             sum(id(m) in noisy for m in back.modules()) < len(noisy):
         return None
     return SharedFront(front, back)
+
+
+class _SilencedFront(nn.Module):
+    """A front run with its noise off (``silenced()``): its last layer's noise is the back's."""
+
+    def __init__(self, front, silenced):
+        super().__init__()
+        self.front = front
+        self._silenced = silenced
+
+    def forward(self, x):
+        with self._silenced():
+            return self.front(x)
+
+
+class _SiteNoise(nn.Module):
+    """The noise a layer's forward hook adds to its output, as the first module of the back.
+
+    The layer is held outside the module tree (its parameters are the
+    front's); the hook reads its ``training`` flag, as it does when it runs
+    on the layer itself.
+    """
+
+    def __init__(self, layer, hook):
+        super().__init__()
+        self._layer = (layer,)  # a tuple: not registered as a child
+        self.hook = hook
+
+    def forward(self, h):
+        out = self.hook(self._layer[0], (h,), h)
+        return h if out is None else out
+
+
+def split_after(module, layer, hook, silenced):
+    """``module`` cut just after its noisy ``layer``, the layer's noise added in the back.
+
+    The front runs up to and including ``layer`` with the noise off; the
+    back adds the layer's noise (``hook``, the forward hook the layer
+    carries) to each row it sees, then runs the rest. Each noise draw then
+    skips ``layer`` itself, and the draws are those the layer's hook makes:
+    the same rows in the same order.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network (splittable as :func:`split_module` requires).
+    layer : str
+        The one layer carrying noise.
+    hook : callable
+        ``hook(layer_module, inputs, output) -> noisy output or None``: the
+        forward hook registered on ``layer``.
+    silenced : callable
+        A context manager factory in which that hook adds nothing.
+
+    Returns
+    -------
+    shared : SharedFront or None
+        None when the module cannot be cut after ``layer``.
+
+    Examples
+    --------
+    >>> import contextlib, torch
+    >>> from structnoise.models import PaperCNN
+    >>> from structnoise.splitting import split_after
+    >>> net = PaperCNN().eval()
+    >>> shared = split_after(net, "body.conv3", lambda m, i, o: None, contextlib.nullcontext)
+    >>> shared.front.front[-1] is net.body.conv3
+    True
+    >>> x = torch.rand(2, 1, 28, 28)
+    >>> bool(torch.allclose(shared(x), net(x)))
+    True
+    """
+    try:
+        front, back = split_module(module, layer)
+        site = module.get_submodule(layer)
+    except (TypeError, AttributeError):
+        return None
+    return SharedFront(_SilencedFront(front, silenced), nn.Sequential(_SiteNoise(site, hook),
+                                                                      back))

@@ -126,9 +126,61 @@ def test_draws_module_follows_the_installed_noise_and_is_left_out_of_pickles():
     net.set_params(noise={"body.tanh4": StructuredNoiseFitter(random_state=0).fit_covariance(
         np.eye(32))}, noise_layers=["body.tanh4"])
     net.fit_noise(None)
-    assert net.draws_module_ is not first and net.draws_module_.back[0] is net.module_.body.tanh4
+    # one noisy layer: the cut falls just after it
+    assert net.draws_module_ is not first
+    assert net.draws_module_.front.front[-1] is net.module_.body.tanh4
     loaded = pickle.loads(pickle.dumps(net))
-    assert loaded.draws_module_.back[0] is loaded.module_.body.tanh4
+    assert loaded.draws_module_.front.front[-1] is loaded.module_.body.tanh4
     # no noise: the module itself
     plain = NoisyNeuralNetClassifier(PaperCNN, train_split=None).initialize()
     assert plain.draws_module_ is plain.module_
+
+
+def test_one_noisy_layer_runs_once_per_batch_and_its_noise_per_draw():
+    """The cut after the noisy layer: k draws compute the layer once, draw its noise k
+    times (the same draws as the whole network's), and the front adds none."""
+    net, X = _noisy_net("full")
+    net.module_.eval()
+    shared, noise = net.draws_module_, net.noise_modules_[SITE]
+    layer = net.module_.get_submodule(SITE)
+    assert shared.front.front[-1] is layer
+    calls = []
+    handle = layer.register_forward_hook(lambda m, i, o: calls.append(len(o)))
+    x = torch.as_tensor(X[:8])
+    noise.reset_generators()
+    with torch.no_grad():
+        out = stacked_draws(shared, x, 4)
+    handle.remove()
+    assert calls == [8]
+    noise.reset_generators()
+    with torch.no_grad():
+        torch.testing.assert_close(out, stacked_draws(net.module_, x, 4))
+        # the front's output is the layer's, without noise; the control is restored
+        assert net.noise_control_.enabled
+        with net.noise_disabled():
+            clean = net.module_.body[:5](x)
+        torch.testing.assert_close(shared.front(x), clean)
+        assert net.noise_control_.enabled
+        # noise off for the whole net: the draws are the clean network's
+        with net.noise_disabled():
+            torch.testing.assert_close(shared(x), net.module_(x))
+
+
+def test_several_noisy_layers_are_cut_before_the_first():
+    net, _ = _noisy_net("diagonal")
+    net.set_params(noise={SITE: StructuredNoiseFitter(random_state=0).fit_covariance(
+        np.eye(3136)), "body.tanh4": StructuredNoiseFitter(random_state=0).fit_covariance(
+        np.eye(32))}, noise_layers=[SITE, "body.tanh4"])
+    net.fit_noise(None)
+    assert net.draws_module_.back[0] is net.module_.body.tanh2
+
+
+def test_split_after_gives_none_where_it_cannot_cut():
+    import contextlib
+
+    from structnoise.splitting import split_after
+
+    opaque = nn.Module()
+    assert split_after(opaque, "x", lambda m, i, o: None, contextlib.nullcontext) is None
+    assert split_after(PaperCNN(), "no.such", lambda m, i, o: None, contextlib.nullcontext) \
+        is None
