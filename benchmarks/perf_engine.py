@@ -7,6 +7,11 @@ d = 3136), digits upsampled to 28x28, batch 64, Adam:
   diagonal, isotropic, none, as a seed's networks do), one epoch each,
   trained one skorch net at a time (sequential) or together on their
   frozen front (stacked), for N = 1, 2, 4, 8, 16: networks per minute;
+* **the seeds together**: the networks of S seeds (11 each, the main job's
+  mix: 4 full, 4 diagonal, 2 isotropic, 1 without noise) retrained one
+  epoch as S stacks of one seed each or as one stack of all (each network
+  on its own seed's front and order, the same steps either way): networks
+  per minute;
 * **a whole experiment** (pairs, retraining, evaluation on clean images,
   a modification and FGSM under both protocols): networks per minute and
   attack evaluations per minute, ``Experiment(engine=...)`` each way.
@@ -46,7 +51,7 @@ def _net(ensemble=2):
                                     verbose=0)
 
 
-def seed_setup(n_train):
+def seed_setup(n_train, seed=0):
     """One seed to retrain on: its settings, trainer, base network and activation pairs.
 
     Digits at 28x28 (``n_train`` of them), noise learned from
@@ -68,9 +73,58 @@ def seed_setup(n_train):
                            (("noise", GaussianNoise(0.3)),), (), get_protocols("paper"),
                            base_epochs=1, noise_epochs=1, pair_batch_size=256)
     sequential = SequentialTrainer()
-    base = sequential.train_base(settings, 0, X, y)
-    pairs = sequential.activation_pairs(settings, 0, 0, base, X, y)
+    base = sequential.train_base(settings, seed, X, y)
+    pairs = sequential.activation_pairs(settings, seed, 0, base, X, y)
     return settings, sequential, base, pairs, X, y
+
+
+#: a seed's networks in the main job: (structure, how many)
+MAIN_JOB_MIX = (("full", 4), ("diagonal", 4), ("isotropic", 2), ("none", 1))
+
+
+def seeds_together(n_train, n_seeds=3, repeats=2):
+    """One epoch of ``n_seeds`` seeds' networks: a stack per seed against one stack of all.
+
+    Returns one row per way, networks a minute and the ratio.
+    """
+    from structnoise._random import derive_seed
+    from structnoise.evaluation.plan import NetPlan
+    from structnoise.evaluation.stacked import StackedTrainer
+
+    stacked = StackedTrainer()
+    bases, plans, noises = {}, [], []
+    for seed in range(n_seeds):
+        settings, sequential, bases[seed], pairs, X, y = seed_setup(n_train, seed)
+        i = 0
+        for structure, count in MAIN_JOB_MIX:
+            for _ in range(count):
+                if structure == "none":
+                    plan = NetPlan(seed, "none", None, None, "none", f"none{i}", "any",
+                                   float("nan"))
+                else:
+                    plan = NetPlan(seed, structure, 2.0, 0, "GaussianNoise", f"noise{i}",
+                                   "naturalistic", 0.3)
+                plans.append(plan)
+                noises.append(sequential.fitted_noise(settings, plan, pairs))
+                i += 1
+    orders = {s: derive_seed(s, "stacked-order") for s in bases}
+
+    def per_seed():
+        for seed in bases:
+            mine = [k for k, p in enumerate(plans) if p.seed == seed]
+            stacked.train_networks(settings, [plans[k] for k in mine], bases[seed],
+                                   [noises[k] for k in mine], X, y, order_seed=orders[seed])
+
+    def all_seeds():
+        stacked.train_networks(settings, plans, bases, noises, X, y, order_seed=orders)
+
+    best = interleaved({"a stack per seed": per_seed, "one stack": all_seeds}, repeats=repeats)
+    rows = [{"way": way, "seeds": n_seeds, "networks": len(plans), "seconds": sec,
+             "nets_per_min": 60 * len(plans) / sec} for way, sec in best.items()]
+    rows.append({"way": "one stack / a stack per seed", "seeds": n_seeds,
+                 "networks": len(plans), "seconds": best["one stack"] / best["a stack per seed"],
+                 "nets_per_min": best["a stack per seed"] / best["one stack"]})
+    return rows
 
 
 def retraining(n_train, counts, repeats=3):
@@ -157,15 +211,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         train = retraining(200, (1, 2, 4), repeats=1)
+        seeds = seeds_together(128, 2, repeats=1)
         whole = experiment(200, 40, 1, repeats=1)
     else:
         train = retraining(1000, (1, 2, 4, 8, 16))
+        seeds = seeds_together(1000, 3)
         whole = experiment(1000, 200, 2)
     write_csv(os.path.join(args.out, "engine_retraining.csv"), train)
+    write_csv(os.path.join(args.out, "engine_seeds.csv"), seeds)
     write_csv(os.path.join(args.out, "engine_experiment.csv"), whole)
     print_table(train, "Retraining N networks one epoch: stacked vs sequential")
+    print_table(seeds, "The seeds' networks one epoch: a stack per seed or one stack")
     print_table(whole, "A whole experiment, each engine")
-    return train, whole
+    return train, seeds, whole
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def _verdict(value, goal, higher_is_better):
     return "met" if ok else "**not met**"
 
 
-def engine_lines(train, whole):
+def engine_lines(train, whole, seeds=()):
     """The experiment engine's section: stacked against sequential, same run (issue #21)."""
     lines = ["", "## Experiment engine (issue #21)", "",
              "PaperCNN, noise at body.tanh2 (d=3136), digits at 28x28, batch 64, Adam. "
@@ -40,6 +40,15 @@ def engine_lines(train, whole):
         lines.append(f"| {r['networks']} | {r['sequential_nets_per_min']:.1f} | "
                      f"{r['stacked_nets_per_min']:.1f} | {r['stacked_over_sequential']:.2f}x | "
                      f">= 1.5 ({_verdict(r['stacked_over_sequential'], 1.5, True)}) |")
+    if seeds:
+        lines += ["", "The seeds' networks (11 a seed, the main job's mix: 4 full, 4 diagonal, "
+                  "2 isotropic, 1 without noise), one epoch: a stack per seed, or one stack of "
+                  "all (each network on its own seed's front and order; issue #31):", "",
+                  "| way | networks | seconds | nets/min |", "|---|---|---|---|"]
+        for r in seeds[:-1]:
+            lines.append(f"| {r['way']} | {r['networks']} | {r['seconds']:.2f} | "
+                         f"{r['nets_per_min']:.1f} |")
+        lines.append(f"| one stack over a stack per seed | | | {seeds[-1]['nets_per_min']:.2f}x |")
     lines += ["", "A whole experiment (activation pairs, retraining, evaluation on clean "
               "images, a modification and FGSM under both protocols), each engine:", "",
               "| engine | seconds | networks | nets/min | attack evaluations/min |",
@@ -203,10 +212,10 @@ def main(argv=None):
     cov_rows, mem = perf_covariance.main(extra)
     wrappers, eot, corr = perf_sources.main(extra)
     noise, sites = perf_noise.main(extra)
-    train, whole = perf_engine.main(extra)
+    train, seeds, whole = perf_engine.main(extra)
     step_rate = perf_rate.main(extra)
     lines = summary_lines(cov_rows, mem, wrappers, eot, corr, noise, sites, quick=args.quick)
-    lines += engine_lines(train, whole)
+    lines += engine_lines(train, whole, seeds)
     lines += perf_rate.rate_lines(step_rate)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "summary.md")

@@ -147,12 +147,17 @@ def test_perf_engine_quick_measures_both_engines(tmp_path):
     import perf_engine
     from run_perf import engine_lines
 
-    train, whole = perf_engine.main(["--quick", "--out", str(tmp_path)])
+    train, seeds, whole = perf_engine.main(["--quick", "--out", str(tmp_path)])
     assert [r["networks"] for r in train] == [1, 2, 4]
     assert all(r["sequential_s"] > 0 and r["stacked_s"] > 0 for r in train)
+    assert [r["way"] for r in seeds] == ["a stack per seed", "one stack",
+                                         "one stack / a stack per seed"]
+    assert all(r["networks"] == 22 and r["seconds"] > 0 for r in seeds)
     assert [r["engine"] for r in whole] == ["sequential", "stacked", "stacked / sequential"]
     assert (tmp_path / "engine_retraining.csv").exists()
-    assert "## Experiment engine" in "\n".join(engine_lines(train, whole))
+    assert (tmp_path / "engine_seeds.csv").exists()
+    text = "\n".join(engine_lines(train, whole, seeds))
+    assert "## Experiment engine" in text and "one stack over a stack per seed" in text
 
 
 def test_grouped_convolutions_backward_counts_as_its_groups_one_by_one():

@@ -65,7 +65,17 @@ def test_runs_are_deterministic_and_n_jobs_does_not_matter(digits_data, small_ru
     same_rows(make_experiment(n_jobs=2).run(*digits_data), rows)
 
 
-def test_the_seeds_in_one_stack_give_the_rows_of_each_seed_run_alone():
+def test_every_seed_in_one_stack_only_on_a_gpu_without_parallel_jobs():
+    from structnoise.evaluation.experiment import _seeds_together
+
+    assert _seeds_together("stacked", 1, "cuda") and _seeds_together("stacked", None, "cuda:0")
+    assert not _seeds_together("stacked", 1, "cpu")
+    assert not _seeds_together("stacked", 2, "cuda")
+    assert not _seeds_together("sequential", 1, "cuda")
+
+
+def test_the_seeds_in_one_stack_give_the_rows_of_each_seed_run_alone(monkeypatch):
+    import structnoise.evaluation.experiment as experiment
     from structnoise.evaluation.presets import _digits28
     from structnoise.models import PaperCNN
     from structnoise.sources import GaussianNoise
@@ -81,8 +91,19 @@ def test_the_seeds_in_one_stack_give_the_rows_of_each_seed_run_alone():
                          base_epochs=1, noise_epochs=2, engine="stacked", verbose=0)
         return exp.run(*data)
 
-    # n_jobs=1: one stack of both seeds' networks, each on its seed's front and order
-    same_rows(run((0, 1)), pd.concat([run((0,)), run((1,))], ignore_index=True))
+    alone = pd.concat([run((0,)), run((1,))], ignore_index=True)
+    # one stack of both seeds' networks (a GPU's way), each on its seed's front and order
+    monkeypatch.setattr(experiment, "_seeds_together", lambda *args: True)
+    calls = []
+    train = experiment.StackedTrainer.train_networks
+
+    def spy(self, settings, plans, *args, **kwargs):
+        calls.append(sorted({p.seed for p in plans}))
+        return train(self, settings, plans, *args, **kwargs)
+
+    monkeypatch.setattr(experiment.StackedTrainer, "train_networks", spy)
+    same_rows(run((0, 1)), alone)
+    assert calls == [[0, 1]]
 
 
 def test_changed_configuration_is_kept_apart(digits_data, tmp_path):

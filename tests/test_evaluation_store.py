@@ -271,7 +271,7 @@ def test_kills_inside_a_seeds_stacked_retraining_make_progress(tmp_path):
     store = tmp_path / "killed"
 
     def epoch():
-        paths = list(store.glob("*/checkpoints/stack-seeds.pt"))
+        paths = list(store.glob("*/checkpoints/stack-seed0.pt"))
         if not paths:
             return -1
         # read, not through a ResultStore: opening one clears the run's temporary files

@@ -13,10 +13,9 @@ compares it with measured runs):
 
 - a training pass costs the whole network's step per image, for the base
   networks and for the retraining (which trains only the layers after the
-  noise site); the stacked engine trains its stack (every seed's networks,
-  or one seed's per parallel job) at :func:`stacked_speedup` times the
-  sequential rate (measured on 2 cores: 1.9x at 11 networks, rising with
-  the stack's size to about 2.2x at 33);
+  noise site); the stacked engine trains a seed's networks together at
+  :data:`STACKED_SPEEDUP` times the sequential rate (measured on 2 cores:
+  1.9x at 11 networks, 2.2x at 16);
 - a network with full (or low-rank) noise also draws it, per image trained
   on and per prediction draw: a product with a ``d x d`` triangular factor,
   timed at the site's width ``d``; fitting that noise costs a Cholesky
@@ -39,41 +38,10 @@ from sklearn.base import clone
 
 from .._random import scoped_seed
 
-__all__ = ["Calibration", "calibrate", "attack_steps", "price_plan", "STACKED_SPEEDUP",
-           "stacked_speedup"]
+__all__ = ["Calibration", "calibrate", "attack_steps", "price_plan", "STACKED_SPEEDUP"]
 
 #: retraining rate of the stacked engine over the sequential one (2 cores, 11 networks)
 STACKED_SPEEDUP = 1.9
-#: the stacked engine's networks retrained a minute, by the stack's size (2 cores,
-#: MNIST, PaperCNN at L=2: the retraining profile of 2026-12-04)
-_STACK_RATES = ((11, 413.0), (22, 464.0), (33, 476.0))
-
-
-def stacked_speedup(n_networks):
-    """The stacked engine's retraining rate over the sequential one, for a stack of this size.
-
-    :data:`STACKED_SPEEDUP` at 11 networks and fewer; larger stacks share
-    each step's kernels among more networks, at the rates measured on 2
-    cores (interpolated, and flat beyond 33).
-
-    Parameters
-    ----------
-    n_networks : int
-        Networks retrained together in one stack.
-
-    Returns
-    -------
-    speedup : float
-        Its retraining rate over the sequential engine's.
-
-    Examples
-    --------
-    >>> from structnoise.evaluation.pricing import stacked_speedup
-    >>> stacked_speedup(11), round(stacked_speedup(33), 2)
-    (1.9, 2.19)
-    """
-    sizes, rates = zip(*_STACK_RATES, strict=True)
-    return STACKED_SPEEDUP * float(np.interp(n_networks, sizes, rates)) / rates[0]
 #: gradient steps assumed for an attack whose cost is unknown to the model
 _UNKNOWN_STEPS = 100
 
@@ -251,8 +219,7 @@ def attack_steps(source):
     return _UNKNOWN_STEPS, 0
 
 
-def price_plan(settings, plans, n_train, n_test, stochastic, calibration, *, stacked=True,
-               stack_size=None):
+def price_plan(settings, plans, n_train, n_test, stochastic, calibration, *, stacked=True):
     """Counts and estimated seconds per phase of a planned run.
 
     Parameters
@@ -270,9 +237,6 @@ def price_plan(settings, plans, n_train, n_test, stochastic, calibration, *, sta
         Unit costs (:func:`calibrate`).
     stacked : bool, default=True
         Whether the stacked engine retrains.
-    stack_size : int, default=None
-        Networks the stacked engine retrains together (None: all of
-        ``plans``, one stack; a run with parallel jobs stacks a seed's).
 
     Returns
     -------
@@ -318,8 +282,7 @@ def price_plan(settings, plans, n_train, n_test, stochastic, calibration, *, sta
     add("activation pairs", len(sources), "noise sources x seeds", pair_seconds)
     full = [p for p in plans if p.structure in ("full", "lowrank")]
     add("noise fits", len(full), "full-noise factorisations", len(full) * cal.factorise)
-    speedup = stacked_speedup(len(plans) if stack_size is None else stack_size) \
-        if stacked else 1.0
+    speedup = STACKED_SPEEDUP if stacked else 1.0
     add("retraining", len(plans), "networks",
         len(plans) * settings.noise_epochs * n_train * cal.train / speedup
         + len(full) * settings.noise_epochs * n_train * cal.full_draw)
