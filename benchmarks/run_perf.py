@@ -44,11 +44,12 @@ def engine_lines(train, whole, seeds=()):
         lines += ["", "The seeds' networks (11 a seed, the main job's mix: 4 full, 4 diagonal, "
                   "2 isotropic, 1 without noise), one epoch: a stack per seed, or one stack of "
                   "all (each network on its own seed's front and order; issue #31):", "",
-                  "| way | networks | seconds | nets/min |", "|---|---|---|---|"]
+                  "| way | networks | images | seconds | nets/min |", "|---|---|---|---|---|"]
         for r in seeds[:-1]:
-            lines.append(f"| {r['way']} | {r['networks']} | {r['seconds']:.2f} | "
-                         f"{r['nets_per_min']:.1f} |")
-        lines.append(f"| one stack over a stack per seed | | | {seeds[-1]['nets_per_min']:.2f}x |")
+            lines.append(f"| {r['way']} | {r['networks']} | {r['images']} | "
+                         f"{r['seconds']:.2f} | {r['nets_per_min']:.1f} |")
+        lines.append(f"| one stack over a stack per seed | | | | "
+                     f"{seeds[-1]['nets_per_min']:.2f}x |")
     lines += ["", "A whole experiment (activation pairs, retraining, evaluation on clean "
               "images, a modification and FGSM under both protocols), each engine:", "",
               "| engine | seconds | networks | nets/min | attack evaluations/min |",

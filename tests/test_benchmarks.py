@@ -152,7 +152,7 @@ def test_perf_engine_quick_measures_both_engines(tmp_path):
     assert all(r["sequential_s"] > 0 and r["stacked_s"] > 0 for r in train)
     assert [r["way"] for r in seeds] == ["a stack per seed", "one stack",
                                          "one stack / a stack per seed"]
-    assert all(r["networks"] == 22 and r["seconds"] > 0 for r in seeds)
+    assert all(r["networks"] == 22 and r["images"] == 128 and r["seconds"] > 0 for r in seeds)
     assert [r["engine"] for r in whole] == ["sequential", "stacked", "stacked / sequential"]
     assert (tmp_path / "engine_retraining.csv").exists()
     assert (tmp_path / "engine_seeds.csv").exists()
