@@ -22,8 +22,11 @@ from _common import RESULTS, print_table, write_csv  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: committed runs of the main job: (folder, how that run differs from this estimate)
 MEASURED_MAIN_JOB = [
+    ("measured/2026-12-04-cpu-main-job-levers/after",
+     "fresh clone's tox -e bench of the same configuration, same code, the cores quiet"),
     ("measured/2026-12-04-cpu-main-job-cost/quiet",
-     "fresh clone's tox -e bench of the same configuration, the cores quiet"),
+     "fresh clone's tox -e bench, the cores quiet, before each draw was cut after the "
+     "noisy layer (slower attacks under EOT)"),
     ("measured/2026-12-04-cpu-worst-case/main-job",
      "same configuration; the 2 cores were shared with test runs (slower)"),
     ("measured/2026-12-03-cpu/main-job",
