@@ -207,8 +207,9 @@ class StackedTrainer(SequentialTrainer):
         The plans may belong to several seeds: each network then reads its
         own seed's front activations in its own seed's batch order, so every
         network takes exactly the steps it takes in a stack of its seed alone
-        (tested), and the seeds share each step's kernels (33 networks of the
-        main job: 1.15x the rate of three stacks of 11 on 2 cores).
+        (tested), and the seeds share each step: fewer, wider steps, for a
+        GPU, where a step is launch-bound (on 2 CPU cores the same speed as a
+        stack per seed: :func:`~structnoise.evaluation.experiment._seeds_together`).
 
         With a ``checkpoint``, the stack's state (weights, optimizer, each
         seed's batch order stream and every network's noise stream) is saved
@@ -302,7 +303,7 @@ class StackedTrainer(SequentialTrainer):
                 starts = range(0, n, batch)
                 per_chunk = max(1, _NOISE_CHUNK_ROWS // batch)
                 for c in range(0, len(starts), per_chunk):
-                    sizes = [len(range(i, min(i + batch, n))) for i in starts[c:c + per_chunk]]
+                    sizes = [min(batch, n - i) for i in starts[c:c + per_chunk]]
                     draws = [_noise_draws(net, layer, sizes, fronts[plan.seed])
                              for net, plan in zip(nets, plans, strict=True)]
                     for t, i in enumerate(starts[c:c + per_chunk]):
