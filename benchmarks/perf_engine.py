@@ -78,8 +78,27 @@ def seed_setup(n_train, seed=0):
     return settings, sequential, base, pairs, X, y
 
 
-#: a seed's networks in the main job: (structure, how many)
-MAIN_JOB_MIX = (("full", 4), ("diagonal", 4), ("isotropic", 2), ("none", 1))
+#: the main job's stack of one seed: (structure, how many)
+MAIN_JOB_STACK = (("full", 4), ("diagonal", 4), ("isotropic", 2), ("none", 1))
+
+
+def main_job_plans(seed=0):
+    """The main job's networks of one seed (:data:`MAIN_JOB_STACK`), noise from GaussianNoise.
+
+    Each noisy network has its own strength, so its own retraining seed and noise draws.
+    """
+    from structnoise.evaluation.plan import NetPlan
+
+    plans = []
+    for structure, count in MAIN_JOB_STACK:
+        for i in range(count):
+            if structure == "none":
+                plans.append(NetPlan(seed, "none", None, None, "none", f"none{i}", "any",
+                                     float("nan")))
+            else:
+                plans.append(NetPlan(seed, structure, 2.0, 0, "GaussianNoise", f"noise{i}",
+                                     "naturalistic", 0.3 + 0.01 * i))
+    return plans
 
 
 def seeds_together(n_train, n_seeds=3, repeats=2):
@@ -88,25 +107,15 @@ def seeds_together(n_train, n_seeds=3, repeats=2):
     Returns one row per way, networks a minute and the ratio.
     """
     from structnoise._random import derive_seed
-    from structnoise.evaluation.plan import NetPlan
     from structnoise.evaluation.stacked import StackedTrainer
 
     stacked = StackedTrainer()
     bases, plans, noises = {}, [], []
     for seed in range(n_seeds):
         settings, sequential, bases[seed], pairs, X, y = seed_setup(n_train, seed)
-        i = 0
-        for structure, count in MAIN_JOB_MIX:
-            for _ in range(count):
-                if structure == "none":
-                    plan = NetPlan(seed, "none", None, None, "none", f"none{i}", "any",
-                                   float("nan"))
-                else:
-                    plan = NetPlan(seed, structure, 2.0, 0, "GaussianNoise", f"noise{i}",
-                                   "naturalistic", 0.3)
-                plans.append(plan)
-                noises.append(sequential.fitted_noise(settings, plan, pairs))
-                i += 1
+        mine = main_job_plans(seed)
+        plans += mine
+        noises += [sequential.fitted_noise(settings, p, pairs) for p in mine]
     orders = {s: derive_seed(s, "stacked-order") for s in bases}
 
     def per_seed():

@@ -27,9 +27,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import RESULTS, interleaved, print_table, write_csv  # noqa: E402
+from perf_engine import MAIN_JOB_STACK, main_job_plans, seed_setup  # noqa: E402
 
-#: the main job's stack of one seed: structure -> networks
-MAIN_JOB_STACK = (("full", 4), ("diagonal", 4), ("isotropic", 2), ("none", 1))
 BATCH = 64
 
 
@@ -42,20 +41,8 @@ def _tiled(X, y, n):
 
 def _stack():
     """The settings, base network and the main job's 11 networks with their noise."""
-    from perf_engine import seed_setup
-
-    from structnoise.evaluation.plan import NetPlan
-
     settings, sequential, base, pairs, X, y = seed_setup(1200)
-    plans = []
-    for structure, count in MAIN_JOB_STACK:
-        for i in range(count):
-            if structure == "none":
-                plans.append(NetPlan(0, "none", None, None, "none", f"none{i}", "any",
-                                     float("nan")))
-            else:
-                plans.append(NetPlan(0, structure, 2.0, 0, "GaussianNoise", f"noise{i}",
-                                     "naturalistic", 0.3 + 0.01 * i))
+    plans = main_job_plans()
     noises = [sequential.fitted_noise(settings, p, pairs) for p in plans]
     return settings, base, plans, noises, X, y
 
